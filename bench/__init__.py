@@ -1,0 +1,1 @@
+"""Benchmarks, run by ``haqq bench ...``; each prints its figures, ``--json`` as one object."""

@@ -1,0 +1,1 @@
+"""Adapters: the store and the institutions, each behind a port of :mod:`haqq.ports`."""

@@ -1,0 +1,93 @@
+"""Engines and migrations: a SQLite file by default, PostgreSQL when the URL says so."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+
+from haqq.domain.errors import HaqqError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+DEFAULT_SQLITE = "haqq.db"
+
+
+class StoreNotReady(HaqqError):
+    """The database is not at the schema this haqq needs."""
+
+
+def database_url(url: str | None = None) -> str:
+    """The URL in force: the argument, else ``HAQQ_DATABASE_URL``, else ``sqlite:///haqq.db``.
+
+    A plain PostgreSQL URL is given the psycopg 3 driver.
+    """
+    url = url or os.environ.get("HAQQ_DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE}"
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.close()
+
+
+def make_engine(url: str | None = None) -> Engine:
+    url = database_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"isolation_level": None})
+        event.listen(engine, "connect", _sqlite_pragmas)
+
+        # pysqlite's own transaction handling is off; BEGIN IMMEDIATE takes the write lock at
+        # once, so two processes never deadlock upgrading a read lock.
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (the newest by default)."""
+    cfg = _config(engine)
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def ensure_ready(engine: Engine) -> None:
+    """Refuse to run on a database whose schema is not the newest."""
+    current = current_revision(engine)
+    if current != head_revision():
+        raise StoreNotReady(
+            f"the database is at schema {current or 'none'}, haqq needs {head_revision()}: "
+            "run 'haqq db upgrade'"
+        )

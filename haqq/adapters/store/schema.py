@@ -1,0 +1,312 @@
+"""The tables of haqq's store. Alembic migrations are generated from and checked against this.
+
+Tables that hold an outside effect are also its outbox: a payment, a notification or an account
+request is written in the same transaction as the case change that causes it, with a unique
+idempotency key, and sent later by the dispatcher.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+from haqq.domain.errors import NaiveDatetime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware in, timezone-aware out: stored as UTC on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise NaiveDatetime("a stored time")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+TS = UtcDateTime()
+Id = BigInteger().with_variant(Integer, "sqlite")
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(40), nullable=False),
+    Column("source_event_id", String(100), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("fin", String(7), nullable=False, index=True),
+    Column("occurred_at", TS, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("received_at", TS, nullable=False),
+    Column("received_wall", TS, nullable=False),
+    # received -> triggered | no_program
+    Column("status", String(20), nullable=False),
+    Column("processed_at", TS),
+    UniqueConstraint("source", "source_event_id"),
+    Index(
+        "ix_events_due",
+        "occurred_at",
+        postgresql_where=text("status = 'received'"),
+        sqlite_where=text("status = 'received'"),
+    ),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("program_id", String(60), nullable=False),
+    Column("program_version", Integer, nullable=False),
+    Column("catalogue_version", String(20), nullable=False),
+    Column("pipeline_version", String(20), nullable=False),
+    Column("event_id", ForeignKey("events.id"), nullable=False),
+    Column("subject_fin", String(7), nullable=False, index=True),
+    Column("beneficiary_fin", String(7), nullable=False, index=True),
+    Column("state", String(20), nullable=False),
+    # When the pipeline should next look at the case; NULL while it rests or waits outside.
+    Column("due_at", TS),
+    Column("created_at", TS, nullable=False),
+    Column("created_wall", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("facts", JSON),
+    Column("review_reason", Text),
+    Column("consent_answer", String(10)),
+    Column("reminders", Integer, nullable=False, server_default="0"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    UniqueConstraint("program_id", "event_id", "beneficiary_fin"),
+    Index(
+        "ix_cases_due",
+        "due_at",
+        postgresql_where=text("due_at IS NOT NULL"),
+        sqlite_where=text("due_at IS NOT NULL"),
+    ),
+    Index("ix_cases_state", "state"),
+)
+
+case_transitions = Table(
+    "case_transitions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False, index=True),
+    Column("source", String(20)),
+    Column("target", String(20), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("wall_at", TS, nullable=False),
+    Column("cause", Text, nullable=False),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("case_id", ForeignKey("cases.id"), primary_key=True),
+    Column("outcome", String(20), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("branch", String(60)),
+    Column("legal_basis", JSON, nullable=False),
+    Column("catalogue_version", String(20), nullable=False),
+    # Reasons, parameters with their references, facts and the messages that brought them.
+    Column("trace", JSON, nullable=False),
+    Column("decided_at", TS, nullable=False),
+)
+
+entitlements = Table(
+    "entitlements",
+    metadata,
+    # One entitlement per granted case: its id is the case's.
+    Column("id", ForeignKey("cases.id"), primary_key=True),
+    Column("program_id", String(60), nullable=False),
+    # "Never twice": one entitlement per program and key (the child, the deceased, the person).
+    Column("once_key", String(40), nullable=False),
+    Column("fin", String(7), nullable=False, index=True),
+    Column("subject_fin", String(7), nullable=False, index=True),
+    Column("schedule", String(20), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date),
+    # pending (awaiting account) | active | ended | declined
+    Column("status", String(20), nullable=False),
+    Column("ended_reason", Text),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("program_id", "once_key"),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("fin", String(7), primary_key=True),
+    Column("bank", String(20), nullable=False),
+    Column("iban", String(34)),
+    # existing | requested (outbox) | sent | open | refused
+    Column("status", String(20), nullable=False),
+    Column("request_key", String(60), unique=True),
+    Column("card_status", String(20), nullable=False),
+    Column("refusal", Text),
+    Column("requested_at", TS),
+    Column("answered_at", TS),
+    Index(
+        "ix_accounts_pending",
+        "status",
+        postgresql_where=text("status IN ('requested', 'sent')"),
+        sqlite_where=text("status IN ('requested', 'sent')"),
+    ),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(80), nullable=False, unique=True),
+    Column("entitlement_id", ForeignKey("entitlements.id"), nullable=False, index=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("fin", String(7), nullable=False, index=True),
+    Column("program_id", String(60), nullable=False),
+    # "lump" or the month paid for, "YYYY-MM".
+    Column("period", String(7), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("due_at", TS, nullable=False),
+    # scheduled (outbox) | accepted | rejected | cancelled
+    Column("status", String(20), nullable=False),
+    Column("iban", String(34)),
+    Column("sent_at", TS),
+    Column("sent_wall", TS),
+    Column("reason", Text),
+    UniqueConstraint("entitlement_id", "period"),
+    Index(
+        "ix_payments_due",
+        "due_at",
+        postgresql_where=text("status = 'scheduled'"),
+        sqlite_where=text("status = 'scheduled'"),
+    ),
+)
+
+recovery_claims = Table(
+    "recovery_claims",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("payment_id", ForeignKey("payments.id"), nullable=False, unique=True),
+    Column("fin", String(7), nullable=False, index=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    # open | returned | written_off
+    Column("status", String(20), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(80), nullable=False, unique=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False, index=True),
+    Column("fin", String(7), nullable=False, index=True),
+    Column("phone", String(16)),
+    Column("language", String(2), nullable=False),
+    # granted | consent_request | reminder | declined | stopped
+    Column("kind", String(20), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("reply_code", String(8)),
+    Column("due_at", TS, nullable=False),
+    # pending (outbox) | sent | rejected | undeliverable
+    Column("status", String(20), nullable=False),
+    Column("gateway_id", String(60)),
+    Column("sent_at", TS),
+    Column("sent_wall", TS),
+    Index(
+        "ix_notifications_due",
+        "due_at",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
+    Index("ix_notifications_reply", "phone", "reply_code"),
+)
+
+inbound_sms = Table(
+    "inbound_sms",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("gateway_id", String(60), nullable=False, unique=True),
+    Column("phone", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("received_at", TS, nullable=False),
+    # new | applied | refused
+    Column("status", String(20), nullable=False),
+    Column("case_id", String(24)),
+    Column("outcome", Text),
+    Index(
+        "ix_inbound_new",
+        "received_at",
+        postgresql_where=text("status = 'new'"),
+        sqlite_where=text("status = 'new'"),
+    ),
+)
+
+data_access_log = Table(
+    "data_access_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("fin", String(7), nullable=False, index=True),
+    Column("at", TS, nullable=False),
+    Column("wall_at", TS, nullable=False),
+    Column("institution", String(40), nullable=False),
+    Column("service", String(60), nullable=False),
+    Column("message_id", String(60), nullable=False),
+    Column("case_id", String(24)),
+    Column("event_id", BigInteger),
+    Column("requester", String(60), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("legal_basis", Text, nullable=False),
+)
+
+payroll_runs = Table(
+    "payroll_runs",
+    metadata,
+    Column("period", String(7), primary_key=True),
+    Column("run_at", TS, nullable=False),
+    Column("payments", Integer, nullable=False),
+)
+
+#: The simulated clock shared by worker processes during a replay (one row).
+sim_clock = Table(
+    "sim_clock",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("now", TS, nullable=False),
+    Column("drain", Boolean, nullable=False, server_default="0"),
+)

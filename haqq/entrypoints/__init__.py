@@ -1,0 +1,1 @@
+"""Entry points: the CLI (and, as they land, the API and the console)."""

@@ -1,0 +1,356 @@
+"""The ``haqq`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from haqq.adapters.store import db, reports
+from haqq.domain.errors import HaqqError
+from haqq.domain.fin import check_fin
+from haqq.domain.money import format_azn
+
+app = typer.Typer(help="haqq: proactive social services, from a life event to a paid benefit.", no_args_is_help=True)
+db_app = typer.Typer(help="The store.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+country_app = typer.Typer(help="The synthetic country.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(bench_app, name="bench")
+app.add_typer(country_app, name="country")
+
+console = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL; default $HAQQ_DATABASE_URL or sqlite:///haqq.db")]
+CountryOption = Annotated[Path | None, typer.Option("--country", help="The synthetic country's file; default $HAQQ_COUNTRY or country.db")]
+
+
+@contextmanager
+def progress_bar(label: str):  # type: ignore[no-untyped-def]
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=False, disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def _build(database_url: str | None = None, country: Path | None = None, **kw: Any):  # type: ignore[no-untyped-def]
+    from haqq.bootstrap import Settings, build
+
+    settings = Settings.from_env(database_url=database_url, country=country, **kw)
+    haqq = build(settings)
+    return haqq
+
+
+# --- db --------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DbOption = None) -> None:
+    """Create or migrate the store's schema to the newest revision."""
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    console.print(f"store at schema {db.current_revision(engine)} ({engine.url.render_as_string(hide_password=True)})")
+
+
+# --- country ---------------------------------------------------------------------------------
+
+
+@country_app.command("generate")
+def country_generate(
+    population: Annotated[int, typer.Option(min=100)] = 100_000,
+    seed: int = 1,
+    year: int = 2025,
+    out: Annotated[Path, typer.Option("--out")] = Path("country.db"),
+) -> None:
+    """Generate a synthetic country and a year of its life events."""
+    from haqq.country import generate_country
+
+    with progress_bar(f"generating {population:,} people") as update:
+        info = generate_country(out, population=population, seed=seed, year=year, progress=update)
+    console.print(f"{info.persons:,} persons and {info.events:,} events of {year} in {out}")
+
+
+@country_app.command("export")
+def country_export(out: Path, country: CountryOption = None) -> None:
+    """Export the country's life events as JSONL (the input of 'haqq ingest')."""
+    from haqq.country import export_jsonl
+
+    n = export_jsonl(country or Path("country.db"), out)
+    console.print(f"{n:,} events written to {out}")
+
+
+# --- ingest / run ----------------------------------------------------------------------------
+
+
+@app.command()
+def ingest(file: Path, database_url: DbOption = None, country: CountryOption = None) -> None:
+    """Take in life events from a JSONL file (one event per line); idempotent by event id."""
+    from haqq.pipeline import intake
+
+    if not file.exists():
+        _fail(f"{file}: no such file")
+    app_ = _build(database_url, country)
+    db.ensure_ready(app_.engine)
+    report = intake.IntakeReport()
+    now = app_.wall()
+    chunk: list[tuple[str, Any]] = []
+
+    def flush() -> None:
+        parsed = intake.parse_all(chunk, report)
+        with app_.engine.begin() as conn:
+            report.merge(intake.store(conn, parsed, received_at=now, wall=app_.wall()))
+        chunk.clear()
+
+    for item in intake.read_jsonl(file):
+        chunk.append(item)
+        if len(chunk) >= 5000:
+            flush()
+    flush()
+    for where, reason in report.rejected[:50]:
+        err.print(f"[yellow]refused[/yellow] {where}: {reason}")
+    if len(report.rejected) > 50:
+        err.print(f"... and {len(report.rejected) - 50} more refused")
+    console.print(f"accepted {report.accepted}, duplicates {report.duplicates}, refused {len(report.rejected)}")
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    follow: Annotated[bool, typer.Option(help="keep running and wait for new work")] = False,
+    batch_size: Annotated[int, typer.Option(min=1)] = 1000,
+    database_url: DbOption = None,
+    country: CountryOption = None,
+) -> None:
+    """Run the pipeline on the system clock until nothing is due (or forever with --follow)."""
+    import multiprocessing
+
+    from haqq.bootstrap import SystemClock
+
+    app_ = _build(database_url, country)
+    db.ensure_ready(app_.engine)
+    if workers > 1 and app_.engine.dialect.name == "sqlite":
+        _fail("several workers need PostgreSQL: set HAQQ_DATABASE_URL")
+    if workers > 1:
+        ctx = multiprocessing.get_context("spawn")
+        procs = [ctx.Process(target=_run_worker, args=(app_.settings, batch_size, follow)) for _ in range(workers)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        return
+    _run_worker(app_.settings, batch_size, follow)
+
+
+def _run_worker(settings: Any, batch_size: int, follow: bool) -> None:
+    from haqq.bootstrap import SystemClock, build
+
+    app_ = build(settings)
+    worker = app_.worker(SystemClock(), batch_size)
+    if follow:
+        worker.run_forever(stop=lambda: False, idle_sleep=0.5)
+    else:
+        worker.run_until_idle()
+        console.print(f"done: {worker.done}")
+
+
+# --- person ----------------------------------------------------------------------------------
+
+
+@app.command()
+def person(fin: str, database_url: DbOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Everything about one person: events, cases and their steps, decisions and reasons,
+    entitlements, payments, SMS, and who requested their data and why."""
+    try:
+        fin = check_fin(fin.strip().upper())
+    except HaqqError as exc:
+        _fail(str(exc))
+    engine = db.make_engine(database_url)
+    db.ensure_ready(engine)
+    with engine.connect() as conn:
+        data = reports.person(conn, fin)
+    if as_json:
+        console.print_json(json.dumps(data, default=str))
+        return
+    if not any(data[k] for k in ("events", "cases", "data_access")):
+        _fail(f"haqq holds nothing about {fin}")
+    _print_person(data)
+
+
+def _print_person(data: dict[str, Any]) -> None:
+    iso = reports.iso
+    console.rule(f"[bold]{data['fin']}")
+    t = Table(title="Life events", show_lines=False)
+    for col in ("when", "event", "source", "id", "status"):
+        t.add_column(col)
+    for e in data["events"]:
+        t.add_row(iso(e["occurred_at"]), e["type"], e["source"], e["source_event_id"], e["status"])
+    console.print(t)
+    for c in data["cases"]:
+        trace = c.get("trace") or {}
+        console.print(
+            f"\n[bold]case {c['id']}[/bold]  {c['program_id']} v{c['program_version']}  "
+            f"beneficiary {c['beneficiary_fin']}  subject {c['subject_fin']}  state [cyan]{c['state']}[/cyan]  "
+            f"(catalogue {c['catalogue_version']}, pipeline {c['pipeline_version']})"
+        )
+        if c.get("outcome"):
+            reasons = "; ".join(f"{r['text']} [{r['reference']}]" for r in trace.get("reasons", []))
+            console.print(f"  decision: {c['outcome']} {format_azn(c['amount'] or 0)} branch={c['branch']}: {reasons}")
+            basis = c.get("legal_basis") or {}
+            console.print(f"  legal basis: {basis.get('act')}, {basis.get('article')} {basis.get('url')}")
+            for p in trace.get("parameters", []):
+                console.print(f"  parameter {p['name']} = {p['value']} (from {p['effective_from']}; {p['reference']})")
+            for service, src in (trace.get("sources") or {}).items():
+                console.print(f"  data: {service} from {src['institution']}, message {src['message_id']} at {src['answered_at']}")
+        if c.get("review_reason"):
+            console.print(f"  [yellow]needs review:[/yellow] {c['review_reason']}")
+        for s in c["transitions"]:
+            console.print(f"    {iso(s['at'])}  {s['source'] or '-':>18} -> {s['target']:<18} {s['cause']}")
+    if data["entitlements"]:
+        t = Table(title="Entitlements")
+        for col in ("program", "schedule", "amount", "from", "to", "status", "note"):
+            t.add_column(col)
+        for e in data["entitlements"]:
+            t.add_row(e["program_id"], e["schedule"], format_azn(e["amount"]), str(e["start_date"]), str(e["end_date"] or ""), e["status"], e["ended_reason"] or "")
+        console.print(t)
+    if data["payments"]:
+        t = Table(title="Payments")
+        for col in ("program", "period", "amount", "due", "status", "iban", "note"):
+            t.add_column(col)
+        for p in data["payments"]:
+            t.add_row(p["program_id"], p["period"], format_azn(p["amount"]), iso(p["due_at"]), p["status"], p["iban"] or "", p["reason"] or "")
+        console.print(t)
+    for r in data["recoveries"]:
+        console.print(f"[red]recovery claim[/red] {format_azn(r['amount'])}: {r['reason']} ({r['status']})")
+    if data["notifications"]:
+        t = Table(title="SMS")
+        for col in ("when", "kind", "to", "status", "text"):
+            t.add_column(col)
+        for n in data["notifications"]:
+            t.add_row(iso(n["sent_at"] or n["due_at"]), n["kind"], n["phone"] or "", n["status"], n["text"])
+        console.print(t)
+    t = Table(title="Who requested this person's data, and why")
+    for col in ("when", "institution", "service", "case", "purpose", "legal basis", "message"):
+        t.add_column(col)
+    for a in data["data_access"]:
+        t.add_row(iso(a["at"]), a["institution"], a["service"], a["case_id"] or "", a["purpose"], a["legal_basis"], a["message_id"][:8])
+    console.print(t)
+
+
+# --- demo ------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    population: Annotated[int, typer.Option(min=1000)] = 100_000,
+    seed: int = 1,
+    year: int = 2025,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+    database_url: DbOption = None,
+    country: CountryOption = None,
+    tick_days: Annotated[int, typer.Option(min=1, max=31)] = 1,
+) -> None:
+    """Build a synthetic country, replay a year of its life events through the pipeline, and
+    print what happened."""
+    from haqq.country import generate_country
+    from haqq.replay import replay, reset_store
+
+    country_path = country or Path("country.db")
+    with progress_bar(f"generating {population:,} people") as update:
+        generate_country(country_path, population=population, seed=seed, year=year, progress=update)
+    app_ = _build(database_url, country_path, seed=seed)
+    db.upgrade(app_.engine)
+    reset_store(app_)
+    with progress_bar(f"replaying {year}") as update:
+        result = replay(app_, year=year, workers=workers, tick=timedelta(days=tick_days), progress=update)
+    with app_.engine.connect() as conn:
+        s = reports.summary(conn)
+    print_summary(s, result.wall_seconds, result.events)
+
+
+def print_summary(s: reports.Summary, wall_seconds: float, events: int) -> None:
+    t = Table(title="Life events")
+    t.add_column("event")
+    t.add_column("count", justify="right")
+    for k, v in sorted(s.events.items()):
+        t.add_row(k, f"{v:,}")
+    console.print(t)
+    states = sorted({st for v in s.cases.values() for st in v})
+    t = Table(title="Cases by program and outcome")
+    t.add_column("program")
+    for st in states:
+        t.add_column(st, justify="right")
+    t.add_column("paid", justify="right")
+    for program, by_state in sorted(s.cases.items()):
+        n, total = s.paid.get(program, (0, 0))
+        t.add_row(program, *[f"{by_state.get(st, 0):,}" for st in states], f"{n:,} = {format_azn(total)}")
+    console.print(t)
+    console.print(
+        f"accounts opened {s.accounts_opened:,} (refused {s.accounts_refused:,}); SMS sent {s.sms_sent:,} "
+        f"{dict(sorted(s.sms_by_kind.items()))}; replies {s.replies}; recovery claims {s.recoveries[0]:,} = {format_azn(s.recoveries[1])}"
+    )
+    if s.latency_sim_hours:
+        ls, lw = s.latency_sim_hours, s.latency_wall_ms
+        console.print(
+            f"event to SMS, simulated time: median {ls['p50']:.1f} h, p95 {ls['p95']:.1f} h; "
+            f"wall time: median {lw['p50']:.0f} ms, p95 {lw['p95']:.0f} ms"
+        )
+    console.print(
+        f"replayed {events:,} events into {s.cases_total:,} cases in {wall_seconds:.1f} s "
+        f"({s.cases_finished() / max(wall_seconds, 1e-9):,.0f} cases/s)"
+    )
+
+
+# --- bench -----------------------------------------------------------------------------------
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    population: Annotated[int, typer.Option(min=1000)] = 1_000_000,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+    seed: int = 1,
+    tick_days: Annotated[int, typer.Option(min=1, max=31)] = 1,
+    batch_size: Annotated[int, typer.Option(min=10)] = 2000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Replay the synthetic year through the full pipeline and measure it."""
+    from bench.pipeline import run_bench
+
+    figures = run_bench(population=population, workers=workers, seed=seed, tick_days=tick_days, batch_size=batch_size, progress=not as_json)
+    if as_json:
+        sys.stdout.write(json.dumps(figures) + "\n")
+    else:
+        for key, value in figures.items():
+            console.print(f"{key:>24}: {value}")
+
+
+def main() -> None:
+    try:
+        app()
+    except HaqqError as exc:
+        _fail(str(exc))
+
+
+if __name__ == "__main__":
+    main()

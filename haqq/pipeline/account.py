@@ -1,0 +1,64 @@
+"""Account: make sure the beneficiary has an account (and card) at the partner bank.
+
+A person who already has one is never given a second. Otherwise haqq asks the bank (through the
+outbox) and the case waits; the bank's answer, days later, wakes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from haqq.domain.cases import CaseState
+from haqq.pipeline.work import CaseWork, StepContext
+
+USABLE = frozenset({"existing", "open"})
+WAITING = frozenset({"requested", "sent"})
+
+
+def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
+    fins = {c.beneficiary_fin for c in cases}
+    known = dict(ctx.lookup.account_status(fins))
+    unknown = sorted(f for f in fins if f not in known)
+    if unknown:
+        as_of = max(c.at for c in cases)
+        for fin, account in ctx.bank.find_accounts(unknown, as_of=as_of).items():
+            known[fin] = "existing"
+            ctx.writes.accounts.append(
+                {
+                    "fin": fin,
+                    "bank": account.bank,
+                    "iban": account.iban,
+                    "status": "existing",
+                    "request_key": None,
+                    "card_status": account.card_status,
+                    "requested_at": None,
+                    "answered_at": as_of,
+                }
+            )
+    for case in cases:
+        fin = case.beneficiary_fin
+        status = known.get(fin)
+        if status in USABLE:
+            ctx.move(case, CaseState.ACCOUNT_READY, f"account at {ctx.bank.name} ({status})")
+        elif status == "refused":
+            ctx.review(case, f"{ctx.bank.name} refused to open an account")
+        elif status in WAITING:
+            if case.state is not CaseState.ACCOUNT_REQUESTED:
+                ctx.move(case, CaseState.ACCOUNT_REQUESTED, "waiting for the bank's answer")
+            ctx.rest(case)
+        else:
+            known[fin] = "requested"
+            ctx.writes.accounts.append(
+                {
+                    "fin": fin,
+                    "bank": ctx.bank.name,
+                    "iban": None,
+                    "status": "requested",
+                    "request_key": f"acct:{ctx.bank.name}:{fin}",
+                    "card_status": "requested",
+                    "requested_at": case.at,
+                    "answered_at": None,
+                }
+            )
+            ctx.move(case, CaseState.ACCOUNT_REQUESTED, f"asked {ctx.bank.name} for an account and card")
+            ctx.rest(case)

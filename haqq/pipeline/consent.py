@@ -1,0 +1,56 @@
+"""Consent, the Kazakh way: a YES assigns, a NO declines, silence brings one reminder, then lapses.
+
+Replies reach a case through :mod:`haqq.pipeline.dispatch`, which records the answer on the
+case and wakes it; this step acts on the answer or on the timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from haqq.domain.cases import CaseState
+from haqq.pipeline import messages, notify
+from haqq.pipeline.work import CaseWork, StepContext
+
+YES = frozenset({"YES", "Y", "HƏ", "HE", "BƏLİ", "BELI", "BƏLI", "ДА", "DA"})
+NO = frozenset({"NO", "N", "YOX", "XEYR", "НЕТ", "NET"})
+
+
+def parse_reply(text: str) -> tuple[str, str] | None:
+    """``' bəli 4821 '`` -> ``('yes', '4821')``; None when it is not a consent reply."""
+    words = text.strip().upper().replace("İ", "İ").split()
+    if len(words) != 2:
+        return None
+    word, code = words
+    if word in YES:
+        return "yes", code
+    if word in NO:
+        return "no", code
+    return None
+
+
+def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
+    for case in cases:
+        if case.consent_answer == "yes":
+            ctx.move(case, CaseState.ASSIGNED, "citizen agreed by SMS")
+            case.due_at = case.at
+        elif case.consent_answer == "no":
+            ctx.move(case, CaseState.DECLINED, "citizen declined by SMS")
+            ctx.writes.stops.append(
+                {"kind": "decline", "case_id": case.id, "reason": "declined by the citizen"}
+            )
+            notify.queue(ctx, case, "declined", case.at)
+            ctx.rest(case)
+        elif case.reminders == 0:
+            notify.queue(
+                ctx, case, "reminder", case.at, code=messages.reply_code(case.id), serial=1
+            )
+            case.reminders = 1
+            case.due_at = case.at + ctx.lapse_after
+            case.changed = True
+        else:
+            ctx.move(case, CaseState.LAPSED, "no answer to the request or the reminder")
+            ctx.writes.stops.append(
+                {"kind": "decline", "case_id": case.id, "reason": "lapsed: no answer"}
+            )
+            ctx.rest(case)

@@ -1,0 +1,86 @@
+"""Pay: schedule the payments of an assigned entitlement (sent later by dispatch).
+
+A lump sum is one payment. A monthly entitlement is paid from its start month, the first month
+pro rata (half up), up to the current month; later months come from the payroll. The unique key
+(entitlement, period) makes a second payment for the same period impossible.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, time
+
+from haqq.domain.cases import CaseState
+from haqq.domain.money import Rounding, divide
+from haqq.pipeline.work import BAKU, CaseWork, StepContext, local_date
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def months(start: date, until: date) -> Iterator[date]:
+    """First days of the months from ``start``'s month to ``until``'s month, inclusive."""
+    current = month_start(start)
+    while current <= until:
+        yield current
+        current = next_month(current)
+
+
+def first_month_amount(monthly: int, start: date) -> int:
+    """Pro rata for the days of the start month the entitlement covers, rounded half up."""
+    days = calendar.monthrange(start.year, start.month)[1]
+    return divide(monthly, days - start.day + 1, days, Rounding.HALF_UP)
+
+
+def period_due(period: date) -> datetime:
+    return datetime.combine(period, time(9, 0), tzinfo=BAKU)
+
+
+def payment_row(
+    case_id: str, fin: str, program_id: str, period: str, start: date, amount: int,
+    due: datetime, iban: str | None,
+) -> dict[str, object]:
+    return {
+        "key": f"pay:{case_id}:{period}",
+        "entitlement_id": case_id,
+        "case_id": case_id,
+        "fin": fin,
+        "program_id": program_id,
+        "period": period,
+        "period_start": start,
+        "amount": amount,
+        "due_at": due,
+        "status": "scheduled",
+        "iban": iban,
+    }
+
+
+def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
+    ibans = ctx.lookup.ibans({c.beneficiary_fin for c in cases})
+    statuses = ctx.lookup.entitlement_status([c.id for c in cases])
+    for case in cases:
+        if statuses.get(case.id) not in ("pending", "active"):
+            ctx.move(case, CaseState.CLOSED, f"entitlement {statuses.get(case.id)} before payment")
+            ctx.rest(case)
+            continue
+        amount = int((case.decision or {})["amount"])
+        iban = ibans.get(case.beneficiary_fin)
+        start = local_date(case.occurred_at)
+        rows = ctx.writes.payments
+        if case.program.schedule.value == "lump_sum":
+            rows.append(payment_row(case.id, case.beneficiary_fin, case.program.id, "lump",
+                                    start, amount, case.at, iban))
+        else:
+            for first in months(start, local_date(case.at)):
+                part = first_month_amount(amount, start) if first <= start else amount
+                rows.append(payment_row(case.id, case.beneficiary_fin, case.program.id,
+                                        first.strftime("%Y-%m"), max(first, start), part,
+                                        max(case.at, period_due(first)), iban))
+        ctx.writes.stops.append({"kind": "activate", "case_id": case.id})
+        ctx.move(case, CaseState.PAYMENT_SCHEDULED, f"payment scheduled to {iban}")

@@ -1,0 +1,59 @@
+"""Payroll: the monthly payments of every active monthly entitlement, set-wise.
+
+Run once per month (recorded in ``payroll_runs``); the unique (entitlement, period) key and the
+NOT EXISTS guard make a re-run harmless.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Connection, and_, exists, insert, literal, or_, select
+
+from haqq.adapters.store.repository import _locked, insert_ignore
+from haqq.adapters.store.schema import TS, accounts, entitlements, payments, payroll_runs
+from haqq.pipeline.pay import period_due
+
+
+def run_month(conn: Connection, period: date, now: datetime) -> int:
+    """Create the payments for ``period`` (a month's first day); returns how many."""
+    label = period.strftime("%Y-%m")
+    claimed = conn.execute(
+        _locked(select(payroll_runs.c.period).where(payroll_runs.c.period == label), conn, payroll_runs)
+    ).first()
+    if claimed is not None:
+        return 0
+    e = entitlements
+    query = (
+        select(
+            literal("pay:") + e.c.id + literal(":" + label),
+            e.c.id,
+            e.c.id,
+            e.c.fin,
+            e.c.program_id,
+            literal(label),
+            literal(period),
+            e.c.amount,
+            literal(period_due(period), TS),
+            literal("scheduled"),
+            accounts.c.iban,
+        )
+        .select_from(e.outerjoin(accounts, accounts.c.fin == e.c.fin))
+        .where(
+            e.c.schedule == "monthly",
+            e.c.status == "active",
+            e.c.start_date < period,
+            or_(e.c.end_date.is_(None), e.c.end_date >= period),
+            ~exists().where(and_(payments.c.entitlement_id == e.c.id, payments.c.period == label)),
+        )
+    )
+    result = conn.execute(
+        insert(payments).from_select(
+            ["key", "entitlement_id", "case_id", "fin", "program_id", "period", "period_start",
+             "amount", "due_at", "status", "iban"],
+            query,
+        )
+    )
+    count = max(result.rowcount or 0, 0)
+    insert_ignore(conn, payroll_runs, [{"period": label, "run_at": now, "payments": count}], ["period"])
+    return count

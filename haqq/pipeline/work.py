@@ -1,0 +1,114 @@
+"""The in-memory form of a claimed batch: cases being advanced and the rows they will write.
+
+Steps change :class:`CaseWork` objects and append rows to :class:`Writes`; the worker writes
+everything of a batch in one transaction, so a crash leaves either all of it or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from haqq.domain.cases import CaseState, transition
+from haqq.domain.events import EventType
+from haqq.ports import Bank, Institutions, SmsGateway
+from haqq.rules.catalogue import Catalogue, Program
+
+BAKU = ZoneInfo("Asia/Baku")
+
+
+def local_date(moment: datetime) -> date:
+    """The calendar date in Baku of an aware moment."""
+    return moment.astimezone(BAKU).date()
+
+
+@dataclass(slots=True)
+class CaseWork:
+    """One claimed case, as the steps see it."""
+
+    id: str
+    program: Program
+    state: CaseState
+    due_at: datetime | None
+    event_id: int
+    event_type: EventType
+    event_payload: Mapping[str, Any]
+    occurred_at: datetime
+    subject_fin: str
+    beneficiary_fin: str
+    created_at: datetime
+    facts: dict[str, Any] | None = None
+    review_reason: str | None = None
+    consent_answer: str | None = None
+    reminders: int = 0
+    attempts: int = 0
+    decision: dict[str, Any] | None = None
+    changed: bool = False
+    facts_changed: bool = False
+
+    @property
+    def at(self) -> datetime:
+        """The simulated moment the case's current step happens: when it became due."""
+        return self.due_at or self.created_at
+
+
+@dataclass(slots=True)
+class Writes:
+    """Rows a batch will write, per table."""
+
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    entitlements: list[dict[str, Any]] = field(default_factory=list)
+    accounts: list[dict[str, Any]] = field(default_factory=list)
+    payments: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    access_log: list[dict[str, Any]] = field(default_factory=list)
+    stops: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class StepContext:
+    """What every step may use: the catalogue, the ports, the time and the batch's writes."""
+
+    catalogue: Catalogue
+    institutions: Institutions
+    bank: Bank
+    sms: SmsGateway
+    now: datetime
+    wall: Callable[[], datetime]
+    writes: Writes = field(default_factory=Writes)
+    #: Read-only access to the store for set-wise lookups (one query per step per batch).
+    lookup: Any = None
+    reminder_after: timedelta = timedelta(days=3)
+    lapse_after: timedelta = timedelta(days=4)
+    retry_after: timedelta = timedelta(hours=1)
+    max_attempts: int = 5
+
+    def move(self, case: CaseWork, target: CaseState, cause: str) -> None:
+        """Move a case, checked against the state machine, and record the step."""
+        step = transition(case.id, case.state, target, case.at, cause)
+        self.writes.transitions.append(
+            {
+                "case_id": case.id,
+                "source": step.source.value if step.source else None,
+                "target": step.target.value,
+                "at": step.at,
+                "wall_at": self.wall(),
+                "cause": cause,
+            }
+        )
+        case.state = target
+        case.changed = True
+
+    def rest(self, case: CaseWork) -> None:
+        """Nothing more to do until a person or an outside answer wakes the case."""
+        case.due_at = None
+        case.changed = True
+
+    def review(self, case: CaseWork, reason: str) -> None:
+        self.move(case, CaseState.NEEDS_REVIEW, reason)
+        case.review_reason = reason
+        self.rest(case)

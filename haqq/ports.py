@@ -1,0 +1,179 @@
+"""The ports: every way the pipeline reaches outside itself.
+
+The pipeline asks for data only through :class:`Institutions`, naming the institution and the
+service; it opens accounts and pays through :class:`Bank`; it texts through :class:`SmsGateway`;
+it reads the time from :class:`Clock`. Adapters implement these: simulated in-process over the
+synthetic country by default, real protocols in production.
+
+Every call is batched (many persons per call) and every effect carries an idempotency key, so a
+retried call never opens, pays or texts twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal, Protocol
+
+
+class Service(StrEnum):
+    """``institution/service``. What each answers, per FIN (a FIN it does not know is absent):
+
+    - ``civil_registry/person``: ``name`` str, ``sex`` "F"|"M", ``birth_date`` ISO date,
+      ``alive`` bool (as of the query), ``death_date`` ISO date | None
+    - ``civil_registry/family``: ``mother_fin``, ``father_fin``, ``spouse_fin`` (str | None),
+      ``children`` list[str]
+    - ``interior/identity``: ``document_valid`` bool, ``document_number`` str,
+      ``birth_date`` ISO date, ``address`` str, ``resident`` bool
+    - ``tax/income``: ``employed`` bool, ``monthly_income`` int (qəpik)
+    - ``pension_fund/record``: ``pension_capital`` int (qəpik), ``insurance_months`` int,
+      ``pensions`` list[str]
+    - ``disability/status``: ``active`` bool, ``group`` int (1..3) | None, ``since``/``until``
+      ISO date | None
+    - ``mobile_registry/number``: ``phone`` "+994xxxxxxxxx" | None, ``language`` "az"|"ru"|"en"
+    """
+
+    CIVIL_PERSON = "civil_registry/person"
+    CIVIL_FAMILY = "civil_registry/family"
+    INTERIOR_IDENTITY = "interior/identity"
+    TAX_INCOME = "tax/income"
+    PENSION_RECORD = "pension_fund/record"
+    DISABILITY_STATUS = "disability/status"
+    MOBILE_NUMBER = "mobile_registry/number"
+
+    @property
+    def institution(self) -> str:
+        return self.value.split("/", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAnswer:
+    """One institution's answer to one (batched) request: the evidence behind a decision."""
+
+    service: Service
+    message_id: str
+    answered_at: datetime
+    records: Mapping[str, Mapping[str, Any]]
+
+
+class Institutions(Protocol):
+    def query(
+        self, service: Service, fins: Sequence[str], *, as_of: datetime, purpose: str
+    ) -> ServiceAnswer:
+        """Ask one service about many persons at once, as of a moment."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    iban: str
+    bank: str
+    card_status: Literal["issued", "requested", "none"] = "issued"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRequest:
+    key: str
+    fin: str
+    name: str
+    requested_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccountAnswer:
+    key: str
+    status: Literal["pending", "opened", "refused"]
+    iban: str | None = None
+    reason: str | None = None
+    answered_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    key: str
+    fin: str
+    iban: str
+    amount: int
+    reference: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    key: str
+    status: Literal["accepted", "rejected"]
+    reason: str | None = None
+
+
+class Bank(Protocol):
+    """The partner bank. Opening an account is answered later, not at once."""
+
+    name: str
+
+    def find_accounts(self, fins: Sequence[str], *, as_of: datetime) -> Mapping[str, Account]: ...
+
+    def request_accounts(self, requests: Sequence[AccountRequest]) -> None:
+        """Ask for accounts and cards; idempotent by ``key``."""
+        ...
+
+    def account_answers(
+        self, keys: Sequence[str], *, as_of: datetime
+    ) -> Mapping[str, AccountAnswer]: ...
+
+    def transfer(self, transfers: Sequence[Transfer]) -> Mapping[str, TransferResult]:
+        """Pay; idempotent by ``key`` (a key seen before returns its first result)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingSms:
+    key: str
+    phone: str
+    text: str
+    at: datetime
+    #: Set on a consent request: the code a reply must carry. Simulators use it to answer.
+    reply_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    key: str
+    gateway_id: str
+    status: Literal["accepted", "rejected"]
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundSms:
+    gateway_id: str
+    phone: str
+    text: str
+    received_at: datetime
+
+
+class SmsGateway(Protocol):
+    def submit(self, messages: Sequence[OutgoingSms]) -> Mapping[str, SubmitResult]:
+        """Hand messages to the gateway; idempotent by ``key``."""
+        ...
+
+    def inbound(self, *, as_of: datetime, limit: int = 10_000) -> Sequence[InboundSms]:
+        """Mobile-originated messages received up to ``as_of`` and not yet acknowledged."""
+        ...
+
+    def ack(self, gateway_ids: Sequence[str]) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass(slots=True)
+class Institutional:
+    """The set of outside parties a pipeline talks to (built by the composition root)."""
+
+    institutions: Institutions
+    bank: Bank
+    sms: SmsGateway
+    extras: dict[str, Any] = field(default_factory=dict)

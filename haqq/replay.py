@@ -1,0 +1,170 @@
+"""Replay a synthetic year through the pipeline on a simulated clock.
+
+The clock moves in ticks; at each tick the registry events of that tick are taken in and the
+workers run until nothing is due. Steps are stamped with the simulated moment each case became
+due, so reported times are simulated as well as wall-clock. With several workers (PostgreSQL),
+worker processes read the simulated time from the store and the coordinator waits until no work
+is due before moving the clock.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+
+from haqq.adapters.store.schema import (
+    accounts,
+    cases,
+    events,
+    inbound_sms,
+    notifications,
+    payments,
+    sim_clock,
+)
+from haqq.bootstrap import Haqq, ManualClock, Settings, build
+from haqq.country import iter_events
+from haqq.domain.events import parse_event
+from haqq.pipeline import intake
+from haqq.pipeline.work import BAKU
+
+DRAIN = timedelta(days=45)
+
+
+@dataclass
+class ReplayResult:
+    events: int
+    wall_seconds: float
+    ticks: int
+    workers: int
+
+
+class DbClock:
+    """The simulated time as the replay coordinator last set it in the store."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def now(self) -> datetime:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(sim_clock.c.now).where(sim_clock.c.id == 1)).scalar_one()
+        return value  # type: ignore[no-any-return]
+
+    def finished(self) -> bool:
+        with self.engine.connect() as conn:
+            return bool(conn.execute(select(sim_clock.c.drain).where(sim_clock.c.id == 1)).scalar())
+
+
+def _set_clock(engine: Engine, now: datetime, finished: bool = False) -> None:
+    with engine.begin() as conn:
+        updated = conn.execute(update(sim_clock).where(sim_clock.c.id == 1).values(now=now, drain=finished))
+        if updated.rowcount == 0:
+            conn.execute(insert(sim_clock).values(id=1, now=now, drain=finished))
+
+
+def _worker_process(settings: Settings, batch_size: int) -> None:
+    app = build(settings)
+    clock = DbClock(app.engine)
+    app.worker(clock, batch_size).run_forever(stop=clock.finished)
+
+
+def due_work(app: Haqq, now: datetime) -> int:
+    """How much work is due at ``now`` (committed state; claimed rows still count)."""
+    with app.engine.connect() as conn:
+        counts = [
+            conn.execute(select(func.count()).select_from(events).where(events.c.status == "received", events.c.occurred_at <= now)).scalar_one(),
+            conn.execute(select(func.count()).select_from(cases).where(cases.c.due_at <= now)).scalar_one(),
+            conn.execute(select(func.count()).select_from(accounts).where(accounts.c.status == "requested")).scalar_one(),
+            conn.execute(select(func.count()).select_from(payments).where(payments.c.status == "scheduled", payments.c.due_at <= now)).scalar_one(),
+            conn.execute(select(func.count()).select_from(notifications).where(notifications.c.status == "pending", notifications.c.due_at <= now)).scalar_one(),
+            conn.execute(select(func.count()).select_from(inbound_sms).where(inbound_sms.c.status == "new")).scalar_one(),
+        ]
+        sent = [k for (k,) in conn.execute(select(accounts.c.request_key).where(accounts.c.status == "sent"))]
+    answered = sum(1 for a in app.bank.account_answers(sent, as_of=now).values() if a.status != "pending") if sent else 0
+    inbound = len(app.sms.inbound(as_of=now, limit=1))
+    return sum(counts) + answered + inbound
+
+
+def replay(
+    app: Haqq,
+    *,
+    year: int,
+    workers: int = 1,
+    tick: timedelta = timedelta(days=1),
+    batch_size: int = 1000,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReplayResult:
+    """Replay ``year`` of the country's events; returns when every due piece of work is done."""
+    start = datetime(year, 1, 1, tzinfo=BAKU)
+    end = datetime(year + 1, 1, 1, tzinfo=BAKU)
+    stop_at = end + DRAIN
+    ticks = int((stop_at - start) / tick) + 1
+    clock = ManualClock(start)
+    processes: list[Any] = []
+    if workers > 1:
+        if app.engine.dialect.name == "sqlite":
+            raise ValueError("several workers need PostgreSQL: set HAQQ_DATABASE_URL")
+        _set_clock(app.engine, start)
+        ctx = multiprocessing.get_context("spawn")
+        processes = [ctx.Process(target=_worker_process, args=(app.settings, batch_size), daemon=True) for _ in range(workers)]
+        for p in processes:
+            p.start()
+    worker = app.worker(clock, batch_size)
+    source = iter_events(app.settings.country, start=start, end=end)
+    pending: list[dict[str, Any]] = []
+    taken = 0
+    began = time.perf_counter()
+    try:
+        moment = start
+        for n in range(ticks):
+            moment = min(start + tick * (n + 1), stop_at)
+            batch: list[dict[str, Any]] = []
+            while True:
+                if not pending:
+                    pending = next(source, [])
+                    if not pending:
+                        break
+                cut = next((i for i, e in enumerate(pending) if datetime.fromisoformat(e["occurred_at"]) > moment), len(pending))
+                batch.extend(pending[:cut])
+                pending = pending[cut:]
+                if pending:
+                    break
+            if batch:
+                parsed = [parse_event(raw) for raw in batch]
+                with app.engine.begin() as conn:
+                    intake.store(conn, parsed, received_at=moment, wall=app.wall())
+                taken += len(parsed)
+            clock.set(moment)
+            if workers > 1:
+                _set_clock(app.engine, moment)
+                while due_work(app, moment) > 0:
+                    if not all(p.is_alive() for p in processes):
+                        raise RuntimeError("a worker process died")
+                    time.sleep(0.002)
+            else:
+                worker.run_until_idle()
+            if progress:
+                progress(n + 1, ticks)
+    finally:
+        if processes:
+            _set_clock(app.engine, clock.now(), finished=True)
+            for p in processes:
+                p.join(timeout=30)
+    return ReplayResult(taken, time.perf_counter() - began, ticks, workers)
+
+
+def reset_store(app: Haqq) -> None:
+    """Empty every table (for benchmarks and demos that start from nothing)."""
+    from haqq.adapters.store.schema import metadata
+
+    with app.engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(delete(table))
+
+
+__all__ = ["ReplayResult", "replay", "reset_store", "due_work", "DbClock", "UTC"]
