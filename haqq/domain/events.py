@@ -87,10 +87,12 @@ def parse_event(raw: object, *, default_source: str = "file") -> LifeEvent:
         ) from None
     if occurred_at.tzinfo is None:
         raise InvalidEvent(f"event {event_id}: occurred_at {occurred!r} has no UTC offset")
-    payload = raw.get("payload") or {}
+    payload = raw.get("payload")
+    if payload is None:
+        payload = {}
     if not isinstance(payload, Mapping):
         raise InvalidEvent(f"event {event_id}: payload must be a JSON object")
-    absent = [k for k in REQUIRED_PAYLOAD[etype] if k not in payload]
+    absent = [k for k in REQUIRED_PAYLOAD[etype] if payload.get(k) is None]
     if absent:
         raise InvalidEvent(f"event {event_id}: {etype.value} needs payload field(s) {', '.join(absent)}")
     for key in FIN_FIELDS:

@@ -8,11 +8,11 @@ from haqq.domain.errors import InvalidFin
 
 #: Synthetic FINs avoid letters that read like digits (I, O, Q).
 FIN_ALPHABET = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
-_FIN_RE = re.compile(r"^[0-9A-Z]{7}$")
+_FIN_RE = re.compile(r"[0-9A-Z]{7}")
 
 
 def is_fin(value: object) -> bool:
-    return isinstance(value, str) and bool(_FIN_RE.match(value))
+    return isinstance(value, str) and bool(_FIN_RE.fullmatch(value))
 
 
 def check_fin(value: object) -> str:

@@ -146,7 +146,6 @@ def run(
     """Run the pipeline on the system clock until nothing is due (or forever with --follow)."""
     import multiprocessing
 
-    from haqq.bootstrap import SystemClock
 
     app_ = _build(database_url, country)
     db.ensure_ready(app_.engine)

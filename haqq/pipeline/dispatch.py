@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from haqq.adapters.store import bulk
 from haqq.adapters.store.repository import _locked, insert_ignore
 from haqq.adapters.store.schema import accounts, cases, inbound_sms, notifications, payments
 from haqq.domain.cases import CaseState
@@ -29,10 +30,7 @@ def send_account_requests(conn: Connection, bank: Bank, limit: int) -> int:
     bank.request_accounts(
         [AccountRequest(r.request_key, r.fin, "", r.requested_at) for r in rows]
     )
-    conn.execute(
-        update(accounts).where(accounts.c.fin == bindparam("b_fin")).values(status="sent"),
-        [{"b_fin": r.fin} for r in rows],
-    )
+    bulk.update_rows(conn, accounts, "fin", [{"status": "sent", "fin": r.fin} for r in rows])
     return len(rows)
 
 
@@ -50,25 +48,16 @@ def take_account_answers(conn: Connection, bank: Bank, now: datetime, limit: int
             continue
         done.append(
             {
-                "b_fin": r.fin,
-                "b_status": "open" if answer.status == "opened" else "refused",
-                "b_iban": answer.iban,
-                "b_card": "issued" if answer.status == "opened" else "none",
-                "b_refusal": answer.reason,
-                "b_at": answer.answered_at or now,
+                "status": "open" if answer.status == "opened" else "refused",
+                "iban": answer.iban,
+                "card_status": "issued" if answer.status == "opened" else "none",
+                "refusal": answer.reason,
+                "answered_at": answer.answered_at or now,
+                "fin": r.fin,
             }
         )
     if done:
-        conn.execute(
-            update(accounts)
-            .where(accounts.c.fin == bindparam("b_fin"))
-            .values(
-                status=bindparam("b_status"), iban=bindparam("b_iban"),
-                card_status=bindparam("b_card"), refusal=bindparam("b_refusal"),
-                answered_at=bindparam("b_at"),
-            ),
-            done,
-        )
+        bulk.update_rows(conn, accounts, "fin", done)
         conn.execute(
             update(cases)
             .where(
@@ -76,7 +65,7 @@ def take_account_answers(conn: Connection, bank: Bank, now: datetime, limit: int
                 cases.c.state == CaseState.ACCOUNT_REQUESTED.value,
             )
             .values(due_at=bindparam("b_at")),
-            [{"b_fin": d["b_fin"], "b_at": d["b_at"]} for d in done],
+            [{"b_fin": d["fin"], "b_at": d["answered_at"]} for d in done],
         )
     return len(done)
 
@@ -101,18 +90,17 @@ def send_payments(
         ]
     )
     at = wall()
-    conn.execute(
-        update(payments)
-        .where(payments.c.id == bindparam("b_id"))
-        .values(status=bindparam("b_status"), reason=bindparam("b_reason"),
-                sent_at=bindparam("b_sent"), sent_wall=bindparam("b_wall")),
+    bulk.update_rows(
+        conn,
+        payments,
+        "id",
         [
             {
-                "b_id": r.id,
-                "b_status": results[r.key].status,
-                "b_reason": results[r.key].reason,
-                "b_sent": r.due_at,
-                "b_wall": at,
+                "status": results[r.key].status,
+                "reason": results[r.key].reason,
+                "sent_at": r.due_at,
+                "sent_wall": at,
+                "id": r.id,
             }
             for r in rows
         ],
@@ -137,18 +125,17 @@ def send_sms(
         [OutgoingSms(r.key, r.phone, r.text, r.due_at, r.reply_code) for r in rows]
     )
     at = wall()
-    conn.execute(
-        update(notifications)
-        .where(notifications.c.id == bindparam("b_id"))
-        .values(status=bindparam("b_status"), gateway_id=bindparam("b_gw"),
-                sent_at=bindparam("b_sent"), sent_wall=bindparam("b_wall")),
+    bulk.update_rows(
+        conn,
+        notifications,
+        "id",
         [
             {
-                "b_id": r.id,
-                "b_status": "sent" if results[r.key].status == "accepted" else "rejected",
-                "b_gw": results[r.key].gateway_id,
-                "b_sent": r.due_at,
-                "b_wall": at,
+                "status": "sent" if results[r.key].status == "accepted" else "rejected",
+                "gateway_id": results[r.key].gateway_id,
+                "sent_at": r.due_at,
+                "sent_wall": at,
+                "id": r.id,
             }
             for r in rows
         ],

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from haqq.domain.cases import CaseState
 from haqq.domain.errors import InstitutionError
 from haqq.pipeline.work import CaseWork, StepContext
-from haqq.ports import Service
+from haqq.ports import Service, ServiceAnswer
 
 
 def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
@@ -23,14 +23,12 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
     for case in cases:
         for service in case.program.services:
             wanted[service].update((case.beneficiary_fin, case.subject_fin))
-    as_of = max(c.at for c in cases)
-    answers = {}
+    as_of = ctx.as_of or max(c.at for c in cases)
+    answers: dict[Service, dict[str, ServiceAnswer]] = {}
     failed: dict[Service, str] = {}
     for service, fins in wanted.items():
         try:
-            answers[service] = ctx.institutions.query(
-                service, sorted(fins), as_of=as_of, purpose="proactive social services"
-            )
+            answers[service] = ctx.query(service, fins, as_of=as_of, purpose="proactive social services")
         except InstitutionError as exc:
             failed[service] = str(exc)
     wall = ctx.wall()
@@ -51,13 +49,14 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
         purpose = f"{case.program.names.en}: {case.event_type.value}"
         legal = case.program.legal_reference()
         for service in case.program.services:
-            answer = answers[service]
-            beneficiary[service.value] = answer.records.get(case.beneficiary_fin)
-            subject[service.value] = answer.records.get(case.subject_fin)
+            found = answers[service]
+            b_answer, s_answer = found[case.beneficiary_fin], found[case.subject_fin]
+            beneficiary[service.value] = b_answer.records.get(case.beneficiary_fin)
+            subject[service.value] = s_answer.records.get(case.subject_fin)
             sources[service.value] = {
                 "institution": service.institution,
-                "message_id": answer.message_id,
-                "answered_at": answer.answered_at.isoformat(),
+                "message_id": b_answer.message_id,
+                "answered_at": b_answer.answered_at.isoformat(),
             }
             for fin in {case.beneficiary_fin, case.subject_fin}:
                 ctx.writes.access_log.append(
@@ -67,7 +66,7 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
                         "wall_at": wall,
                         "institution": service.institution,
                         "service": service.value,
-                        "message_id": answer.message_id,
+                        "message_id": found[fin].message_id,
                         "case_id": case.id,
                         "event_id": case.event_id,
                         "requester": "haqq",

@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection
 
-from haqq.adapters.store.repository import chunks, insert_ignore
+from haqq.adapters.store.repository import insert_ignore
 from haqq.adapters.store.schema import events
 from haqq.domain.errors import InvalidEvent
 from haqq.domain.events import LifeEvent, parse_event
@@ -64,23 +64,6 @@ def store(
 ) -> IntakeReport:
     """Write parsed events; duplicates within the batch and in the store are skipped."""
     report = IntakeReport()
-    unique: dict[tuple[str, str], LifeEvent] = {}
-    for event in batch:
-        key = (event.source, event.event_id)
-        if key in unique:
-            report.duplicates += 1
-        else:
-            unique[key] = event
-    keys = list(unique)
-    for part in chunks(keys, 400):
-        seen = conn.execute(
-            select(events.c.source, events.c.source_event_id).where(
-                tuple_(events.c.source, events.c.source_event_id).in_(part)
-            )
-        ).all()
-        for row in seen:
-            unique.pop((row.source, row.source_event_id), None)
-            report.duplicates += 1
     rows = [
         {
             "source": e.source,
@@ -93,8 +76,9 @@ def store(
             "received_wall": wall,
             "status": "received",
         }
-        for e in unique.values()
+        for e in batch
     ]
-    insert_ignore(conn, events, rows, ["source", "source_event_id"])
-    report.accepted = len(rows)
+    # Duplicates, in the batch or already stored, are skipped by the unique key and counted.
+    report.accepted = insert_ignore(conn, events, rows, ["source", "source_event_id"])
+    report.duplicates = len(rows) - report.accepted
     return report

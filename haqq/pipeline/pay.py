@@ -64,6 +64,8 @@ def payment_row(
 def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
     ibans = ctx.lookup.ibans({c.beneficiary_fin for c in cases})
     statuses = ctx.lookup.entitlement_status([c.id for c in cases])
+    # Entitlements reserved earlier in this same batch are not in the store yet.
+    statuses.update({e["id"]: e["status"] for e in ctx.writes.entitlements})
     for case in cases:
         if statuses.get(case.id) not in ("pending", "active"):
             ctx.move(case, CaseState.CLOSED, f"entitlement {statuses.get(case.id)} before payment")
@@ -83,4 +85,4 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
                                         first.strftime("%Y-%m"), max(first, start), part,
                                         max(case.at, period_due(first)), iban))
         ctx.writes.stops.append({"kind": "activate", "case_id": case.id})
-        ctx.move(case, CaseState.PAYMENT_SCHEDULED, f"payment scheduled to {iban}")
+        ctx.move(case, CaseState.PAYMENT_SCHEDULED, f"payment scheduled to the account ending {(iban or '????')[-4:]}")

@@ -32,9 +32,11 @@ class ClaimedEvent:
     payload: Mapping[str, Any]
 
 
-def case_id(program_id: str, event_id: int, beneficiary: str) -> str:
+def case_id(program_id: str, event_id: int, beneficiary: str, occurred_at: datetime) -> str:
+    """A stable id: the event's time (so ids, and the indexes on them, grow in time order)
+    and a digest of what makes the case unique."""
     digest = hashlib.sha256(f"{program_id}|{event_id}|{beneficiary}".encode()).hexdigest()
-    return "C" + digest[:19].upper()
+    return f"C{int(occurred_at.timestamp()):010X}{digest[:9].upper()}"
 
 
 def _candidate(fin: str | None, person: ServiceAnswer, identity: ServiceAnswer) -> Candidate | None:
@@ -57,7 +59,7 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> tuple[list[dict[st
     """Return the case rows to insert and how many events started nothing."""
     programs = {e.id: ctx.catalogue.triggered_by(e.type) for e in claimed}
     relational = [e for e in claimed if any(p.beneficiary is not Beneficiary.SELF for p in programs[e.id])]
-    as_of = max(e.occurred_at for e in claimed)
+    as_of = ctx.as_of = max(e.occurred_at for e in claimed)
     family = person = identity = None
     if relational:
         purpose = "finding the beneficiary of a life event"
@@ -78,6 +80,9 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> tuple[list[dict[st
         identity = ctx.institutions.query(
             Service.INTERIOR_IDENTITY, sorted(related), as_of=as_of, purpose=purpose
         )
+        # Later steps of this batch reuse these answers instead of asking again.
+        for answer, fins in ((family, {e.fin for e in relational}), (person, related), (identity, related)):
+            ctx.answers.setdefault((answer.service, as_of), {}).update(dict.fromkeys(fins, answer))
         wall = ctx.wall()
         for answer in (family, person, identity):
             for fin in answer.records:
@@ -99,7 +104,7 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> tuple[list[dict[st
         for program in programs[event.id]:
             beneficiary, reason = _beneficiary(program, event, family, person, identity)
             fin = beneficiary or event.fin
-            cid = case_id(program.id, event.id, fin)
+            cid = case_id(program.id, event.id, fin, event.occurred_at)
             review = reason if beneficiary is None else None
             rows.append(
                 {
@@ -117,6 +122,8 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> tuple[list[dict[st
                     "created_wall": wall,
                     "updated_at": event.occurred_at,
                     "review_reason": review,
+                    "consent_answer": None,
+                    "facts": None,
                     "reminders": 0,
                     "attempts": 0,
                 }

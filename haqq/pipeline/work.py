@@ -6,7 +6,7 @@ everything of a batch in one transaction, so a crash leaves either all of it or 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from haqq.domain.cases import CaseState, transition
 from haqq.domain.events import EventType
-from haqq.ports import Bank, Institutions, SmsGateway
+from haqq.ports import Bank, Institutions, Service, ServiceAnswer, SmsGateway
 from haqq.rules.catalogue import Catalogue, Program
 
 BAKU = ZoneInfo("Asia/Baku")
@@ -82,10 +82,29 @@ class StepContext:
     writes: Writes = field(default_factory=Writes)
     #: Read-only access to the store for set-wise lookups (one query per step per batch).
     lookup: Any = None
+    #: The moment registry data is asked "as of" for this batch (None: each step decides).
+    as_of: datetime | None = None
+    #: Answers already received in this batch, per service and moment, by FIN: a person's data
+    #: is asked once per batch, however many steps need it.
+    answers: dict[tuple[Service, datetime], dict[str, ServiceAnswer]] = field(default_factory=dict)
+    #: The wall-clock moment of the step being run (set by the worker before each step).
+    stamp: datetime | None = None
     reminder_after: timedelta = timedelta(days=3)
     lapse_after: timedelta = timedelta(days=4)
     retry_after: timedelta = timedelta(hours=1)
     max_attempts: int = 5
+
+    def query(
+        self, service: Service, fins: Iterable[str], *, as_of: datetime, purpose: str
+    ) -> dict[str, ServiceAnswer]:
+        """The answer that carries each FIN's record (or its absence), asking only once."""
+        known = self.answers.setdefault((service, as_of), {})
+        wanted = set(fins)
+        missing = sorted(wanted - known.keys())
+        if missing:
+            answer = self.institutions.query(service, missing, as_of=as_of, purpose=purpose)
+            known.update(dict.fromkeys(missing, answer))
+        return {fin: known[fin] for fin in wanted}
 
     def move(self, case: CaseWork, target: CaseState, cause: str) -> None:
         """Move a case, checked against the state machine, and record the step."""
@@ -96,7 +115,7 @@ class StepContext:
                 "source": step.source.value if step.source else None,
                 "target": step.target.value,
                 "at": step.at,
-                "wall_at": self.wall(),
+                "wall_at": self.stamp or self.wall(),
                 "cause": cause,
             }
         )

@@ -14,14 +14,33 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, exists, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from haqq.adapters.store import repository
-from haqq.adapters.store.schema import case_transitions, cases, events, payroll_runs
+from haqq.adapters.store import bulk, repository
+from haqq.adapters.store.schema import (
+    accounts,
+    cases,
+    events,
+    inbound_sms,
+    notifications,
+    payments,
+    payroll_runs,
+)
 from haqq.domain.cases import CaseState
 from haqq.domain.events import EventType
-from haqq.pipeline import account, assign, consent, dispatch, gather, notify, pay, payroll, triggers, verify
+from haqq.pipeline import (
+    account,
+    assign,
+    consent,
+    dispatch,
+    gather,
+    notify,
+    pay,
+    payroll,
+    triggers,
+    verify,
+)
 from haqq.pipeline.work import CaseWork, StepContext, Writes, local_date
 from haqq.ports import Bank, Clock, Institutions, SmsGateway
 from haqq.rules.catalogue import Catalogue
@@ -51,7 +70,10 @@ class Worker:
     clock: Clock
     wall: Callable[[], datetime]
     batch_size: int = 1000
+    #: How often in a row a unit may roll back (a lost race, a busy database) before giving up.
+    max_retries: int = 8
     done: dict[str, int] = field(default_factory=dict)
+    _failures: dict[str, int] = field(default_factory=dict)
 
     def _context(self, now: datetime, conn: object) -> StepContext:
         return StepContext(
@@ -73,6 +95,10 @@ class Worker:
     # --- units of work ---
 
     def trigger_events(self, now: datetime) -> int:
+        """Start the cases of a batch of events and carry them as far as they go now.
+
+        New cases are written once, in the state they reached, with every step recorded.
+        """
         with self.engine.begin() as conn:
             stmt = (
                 select(events.c.id, events.c.type, events.c.fin, events.c.occurred_at, events.c.payload)
@@ -83,28 +109,63 @@ class Worker:
             rows = conn.execute(repository._locked(stmt, conn, events)).all()
             if not rows:
                 return 0
-            claimed = [
-                triggers.ClaimedEvent(r.id, EventType(r.type), r.fin, r.occurred_at, r.payload)
+            claimed = {
+                r.id: triggers.ClaimedEvent(r.id, EventType(r.type), r.fin, r.occurred_at, r.payload)
                 for r in rows
-            ]
+            }
             ctx = self._context(now, conn)
-            new_cases, _ = triggers.run(claimed, ctx)
-            repository.insert_ignore(conn, cases, new_cases, ["id"])
-            if ctx.writes.transitions:
-                conn.execute(case_transitions.insert(), ctx.writes.transitions)
+            new_cases, _ = triggers.run(list(claimed.values()), ctx)
+            batch = [
+                CaseWork(
+                    id=row["id"],
+                    program=self.catalogue[row["program_id"]],
+                    state=CaseState(row["state"]),
+                    due_at=row["due_at"],
+                    event_id=row["event_id"],
+                    event_type=claimed[row["event_id"]].type,
+                    event_payload=claimed[row["event_id"]].payload,
+                    occurred_at=claimed[row["event_id"]].occurred_at,
+                    subject_fin=row["subject_fin"],
+                    beneficiary_fin=row["beneficiary_fin"],
+                    created_at=row["created_at"],
+                    review_reason=row["review_reason"],
+                )
+                for row in new_cases
+            ]
+            self._advance(batch, ctx, now)
+            for row, case in zip(new_cases, batch, strict=True):
+                row.update(
+                    state=case.state.value, due_at=case.due_at, facts=case.facts,
+                    review_reason=case.review_reason, consent_answer=case.consent_answer,
+                    reminders=case.reminders, attempts=case.attempts, updated_at=now,
+                )
+            bulk.insert_rows(conn, cases, new_cases)
             repository.flush(conn, [], ctx.writes, now)
             started = {c["event_id"] for c in new_cases}
-            conn.execute(
-                update(events)
-                .where(events.c.id == bindparam("b_id"))
-                .values(status=bindparam("b_status"), processed_at=bindparam("b_at")),
+            bulk.update_rows(
+                conn,
+                events,
+                "id",
                 [
-                    {"b_id": e.id, "b_status": "triggered" if e.id in started else "no_program",
-                     "b_at": e.occurred_at}
-                    for e in claimed
+                    {"status": "triggered" if e.id in started else "no_program",
+                     "processed_at": e.occurred_at, "id": e.id}
+                    for e in claimed.values()
                 ],
             )
         return self._count("events", len(rows))
+
+    @staticmethod
+    def _advance(batch: Sequence[CaseWork], ctx: StepContext, now: datetime) -> None:
+        """Run every step, in pipeline order, on the cases of the batch that are due."""
+        for _ in range(2):
+            for states, step in STEPS:
+                group = [
+                    c for c in batch
+                    if c.state in states and c.due_at is not None and c.due_at <= now
+                ]
+                if group:
+                    ctx.stamp = ctx.wall()
+                    step(group, ctx)
 
     def advance_cases(self, now: datetime) -> int:
         with self.engine.begin() as conn:
@@ -112,57 +173,88 @@ class Worker:
             if not batch:
                 return 0
             ctx = self._context(now, conn)
-            for _ in range(2):
-                for states, step in STEPS:
-                    group = [
-                        c for c in batch
-                        if c.state in states and c.due_at is not None and c.due_at <= now
-                    ]
-                    if group:
-                        step(group, ctx)
+            self._advance(batch, ctx, now)
             repository.flush(conn, batch, ctx.writes, now)
         return self._count("case_batches", len(batch))
 
-    def dispatch(self, now: datetime) -> int:
+    def pending(self, now: datetime) -> set[str]:
+        """Which kinds of work are due at ``now``: one cheap read, so an idle round costs little."""
+        checks = {
+            "events": select(events.c.id).where(events.c.status == "received", events.c.occurred_at <= now),
+            "cases": select(cases.c.id).where(cases.c.due_at <= now),
+            "accounts": select(accounts.c.fin).where(accounts.c.status.in_(("requested", "sent"))),
+            "payments": select(payments.c.id).where(payments.c.status == "scheduled", payments.c.due_at <= now),
+            "sms": select(notifications.c.id).where(notifications.c.status == "pending", notifications.c.due_at <= now),
+            "replies": select(inbound_sms.c.id).where(inbound_sms.c.status == "new"),
+            "payroll": select(payroll_runs.c.period).where(payroll_runs.c.period == local_date(now).strftime("%Y-%m")),
+        }
+        query = select(*(exists(q).label(name) for name, q in checks.items()))
+        with self.engine.connect().execution_options(read_only=True) as conn:
+            row = conn.execute(query).one()._mapping
+        due = {name for name in checks if row[name]}
+        due ^= {"payroll"}  # payroll is due when this month has *no* run yet
+        if self.sms.inbound(as_of=now, limit=1):
+            due.add("inbound")
+        return due
+
+    def dispatch(self, now: datetime, due: set[str]) -> int:
+        """Send the due outbox rows and take in answers, in one transaction."""
         n = 0
+        acks: list[str] = []
+        size = self.batch_size * 5
         with self.engine.begin() as conn:
-            n += self._count("account_requests", dispatch.send_account_requests(conn, self.bank, self.batch_size))
-        with self.engine.begin() as conn:
-            n += self._count("account_answers", dispatch.take_account_answers(conn, self.bank, now, self.batch_size * 5))
-        with self.engine.begin() as conn:
-            n += self._count("payments", dispatch.send_payments(conn, self.bank, now, self.wall, self.batch_size * 5))
-        with self.engine.begin() as conn:
-            n += self._count("sms", dispatch.send_sms(conn, self.sms, now, self.wall, self.batch_size * 5))
-        with self.engine.begin() as conn:
-            acks = dispatch.fetch_inbound(conn, self.sms, now, self.batch_size * 5)
+            if "accounts" in due:
+                n += self._count("account_requests", dispatch.send_account_requests(conn, self.bank, size))
+                n += self._count("account_answers", dispatch.take_account_answers(conn, self.bank, now, size))
+            if "payments" in due:
+                n += self._count("payments", dispatch.send_payments(conn, self.bank, now, self.wall, size))
+            if "sms" in due:
+                n += self._count("sms", dispatch.send_sms(conn, self.sms, now, self.wall, size))
+            if "inbound" in due:
+                acks = dispatch.fetch_inbound(conn, self.sms, now, size)
+                n += len(acks)
+            if acks or "replies" in due:
+                n += self._count("replies", dispatch.apply_replies(conn, size))
         if acks:
             self.sms.ack(acks)
-        with self.engine.begin() as conn:
-            n += self._count("replies", dispatch.apply_replies(conn, self.batch_size * 5))
         return n
 
     def run_payroll(self, now: datetime) -> int:
-        period = local_date(now).replace(day=1)
-        with self.engine.connect() as conn:
-            ran = conn.execute(select(payroll_runs.c.period).where(payroll_runs.c.period == period.strftime("%Y-%m"))).first()
-        if ran is not None:
-            return 0
         with self.engine.begin() as conn:
-            return self._count("payroll", payroll.run_month(conn, period, now) + 1)
+            return self._count("payroll", payroll.run_month(conn, local_date(now).replace(day=1), now) + 1)
 
     def run_once(self) -> int:
         """One round of every kind of work due now; returns how much was done."""
         now = self.clock.now()
+        due = self.pending(now)
+        units: list[tuple[str, set[str], Callable[[], int]]] = [
+            ("events", {"events"}, lambda: self.trigger_events(now)),
+            ("cases", {"cases"}, lambda: self.advance_cases(now)),
+            ("dispatch", {"accounts", "payments", "sms", "inbound", "replies"}, lambda: self.dispatch(now, due)),
+            ("payroll", {"payroll"}, lambda: self.run_payroll(now)),
+        ]
+        # What one unit creates is due for the next at once: new cases after events, outbox
+        # rows after cases. Saying so saves a round per step.
+        follows = {"events": {"cases"}, "cases": {"accounts", "payments", "sms"}}
         n = 0
-        for unit in (self.trigger_events, self.advance_cases, self.dispatch):
+        for name, wanted, unit in units:
+            if not due & wanted:
+                continue
             try:
-                n += unit(now)
+                done = unit()
+                n += done
+                if done:
+                    due |= follows.get(name, set())
+                self._failures.pop(name, None)
             except (IntegrityError, OperationalError) as exc:
                 # Another worker won a race on a unique key, or the database was busy: nothing
                 # of this unit was written; the next round sees the winner's rows.
-                log.warning("unit rolled back", unit=unit.__name__, error=str(exc).splitlines()[0])
+                failures = self._failures[name] = self._failures.get(name, 0) + 1
+                if failures > self.max_retries:
+                    raise
+                log.warning("unit rolled back", unit=name, attempt=failures, error=str(exc).splitlines()[0])
+                time.sleep(0.01 * failures)
                 n += 1
-        n += self.run_payroll(now)
         return n
 
     def run_until_idle(self) -> int:

@@ -315,7 +315,9 @@ def resolve_beneficiary(
             return mother.fin
         if father is not None and father.alive:
             return father.fin
-        return mother.fin if mother is not None else None
+        # A living mother abroad is still the beneficiary (the checks deny with the reason);
+        # with neither parent alive, a person must decide.
+        return mother.fin if mother is not None and mother.alive else None
     if relation is Beneficiary.SELF_OR_GUARDIAN:
         if _age(subject_birth, day) >= 18:
             return subject

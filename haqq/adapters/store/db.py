@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -37,27 +38,36 @@ def database_url(url: str | None = None) -> str:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=" + os.environ.get('HAQQ_SQLITE_SYNC', 'NORMAL'))
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA cache_size=-65536")
+    for extra in filter(None, os.environ.get('HAQQ_SQLITE_PRAGMAS', '').split(';')):
+        cursor.execute('PRAGMA ' + extra)
     cursor.close()
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def make_engine(url: str | None = None) -> Engine:
     url = database_url(url)
+    json_args: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"isolation_level": None})
+        engine = create_engine(url, connect_args={"isolation_level": None}, **json_args)
         event.listen(engine, "connect", _sqlite_pragmas)
 
         # pysqlite's own transaction handling is off; BEGIN IMMEDIATE takes the write lock at
-        # once, so two processes never deadlock upgrading a read lock.
+        # once, so two processes never deadlock upgrading a read lock. Connections opened with
+        # the execution option read_only=True only read, and take no write lock.
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = conn.get_execution_options().get("read_only", False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **json_args)
 
 
 def _config(engine: Engine) -> Config:

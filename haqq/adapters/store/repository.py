@@ -8,26 +8,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
     Table,
-    and_,
-    bindparam,
-    exists,
-    insert,
-    literal,
     or_,
     select,
-    update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from haqq.adapters.store import bulk
 from haqq.adapters.store.schema import (
-    TS,
     accounts,
     case_transitions,
     cases,
@@ -37,7 +29,6 @@ from haqq.adapters.store.schema import (
     events,
     notifications,
     payments,
-    recovery_claims,
 )
 from haqq.domain.cases import CaseState
 from haqq.domain.events import EventType
@@ -55,16 +46,9 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 
 def insert_ignore(
     conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
-) -> None:
+) -> int:
     """Insert rows, skipping those whose unique ``keys`` are already present."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        pstmt = pg_insert(table).on_conflict_do_nothing(index_elements=list(keys))
-        conn.execute(pstmt, list(rows))
-    else:
-        sstmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(keys))
-        conn.execute(sstmt, list(rows))
+    return bulk.insert_rows(conn, table, rows, on_conflict_ignore=keys)
 
 
 def _locked(stmt: Any, conn: Connection, of: Table) -> Any:
@@ -169,129 +153,148 @@ class Lookup:
 
 # --- writes ----------------------------------------------------------------------------------
 
-_CASE_UPDATE = (
-    update(cases)
-    .where(cases.c.id == bindparam("b_id"))
-    .values(
-        state=bindparam("b_state"),
-        due_at=bindparam("b_due_at"),
-        updated_at=bindparam("b_updated_at"),
-        review_reason=bindparam("b_review_reason"),
-        consent_answer=bindparam("b_consent_answer"),
-        reminders=bindparam("b_reminders"),
-        attempts=bindparam("b_attempts"),
-    )
-)
-
-
 def flush(conn: Connection, batch: Sequence[CaseWork], writes: Writes, now: datetime) -> None:
     """Write everything a batch produced. The caller's transaction makes it all-or-nothing."""
     # Entitlements first: their unique key is the guard against paying twice.
-    if writes.entitlements:
-        conn.execute(insert(entitlements), writes.entitlements)
-    changed = [c for c in batch if c.changed]
-    if changed:
-        conn.execute(
-            _CASE_UPDATE,
-            [
-                {
-                    "b_id": c.id,
-                    "b_state": c.state.value,
-                    "b_due_at": c.due_at,
-                    "b_updated_at": now,
-                    "b_review_reason": c.review_reason,
-                    "b_consent_answer": c.consent_answer,
-                    "b_reminders": c.reminders,
-                    "b_attempts": c.attempts,
-                }
-                for c in changed
-            ],
-        )
-    with_facts = [c for c in batch if c.facts_changed]
-    if with_facts:
-        conn.execute(
-            update(cases).where(cases.c.id == bindparam("b_id")).values(facts=bindparam("b_facts")),
-            [{"b_id": c.id, "b_facts": c.facts} for c in with_facts],
-        )
-    for table, rows in (
-        (case_transitions, writes.transitions),
-        (decisions, writes.decisions),
-        (data_access_log, writes.access_log),
-    ):
-        if rows:
-            conn.execute(insert(table), rows)
+    bulk.insert_rows(conn, entitlements, writes.entitlements)
+    bulk.update_rows(
+        conn,
+        cases,
+        "id",
+        [
+            {
+                "state": c.state.value,
+                "due_at": c.due_at,
+                "updated_at": now,
+                "review_reason": c.review_reason,
+                "consent_answer": c.consent_answer,
+                "reminders": c.reminders,
+                "attempts": c.attempts,
+                "id": c.id,
+            }
+            for c in batch
+            if c.changed and not c.facts_changed
+        ],
+    )
+    bulk.update_rows(
+        conn,
+        cases,
+        "id",
+        [
+            {
+                "state": c.state.value,
+                "due_at": c.due_at,
+                "updated_at": now,
+                "review_reason": c.review_reason,
+                "consent_answer": c.consent_answer,
+                "reminders": c.reminders,
+                "attempts": c.attempts,
+                "facts": c.facts,
+                "id": c.id,
+            }
+            for c in batch
+            if c.facts_changed
+        ],
+    )
+    bulk.insert_rows(conn, case_transitions, writes.transitions)
+    bulk.insert_rows(conn, decisions, writes.decisions)
+    bulk.insert_rows(conn, data_access_log, _one_per_use(writes.access_log))
     insert_ignore(conn, accounts, writes.accounts, ["fin"])
     insert_ignore(conn, payments, writes.payments, ["key"])
     insert_ignore(conn, notifications, writes.notifications, ["key"])
     _apply_stops(conn, writes.stops, now)
 
 
+def _one_per_use(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One log row per person, message and case: a message read again for a case it served
+    is logged against that case only once, and a row naming a case supersedes one that doesn't."""
+    served = {(r["fin"], r["message_id"]) for r in rows if r["case_id"] is not None}
+    seen: set[tuple[str, str, str | None]] = set()
+    out = []
+    for r in rows:
+        key = (r["fin"], r["message_id"], r["case_id"])
+        if key in seen or (r["case_id"] is None and key[:2] in served):
+            continue
+        seen.add(key)
+        out.append(r)
+    return out
+
+
 def _apply_stops(conn: Connection, stops: Sequence[dict[str, Any]], now: datetime) -> None:
-    activate = [{"b_id": s["case_id"]} for s in stops if s["kind"] == "activate"]
-    if activate:
-        conn.execute(
-            update(entitlements)
-            .where(entitlements.c.id == bindparam("b_id"), entitlements.c.status == "pending")
-            .values(status="active"),
-            activate,
-        )
-    declines = [{"b_id": s["case_id"], "b_reason": s["reason"]} for s in stops if s["kind"] == "decline"]
-    if declines:
-        conn.execute(
-            update(entitlements)
-            .where(entitlements.c.id == bindparam("b_id"))
-            .values(status="declined", ended_reason=bindparam("b_reason")),
-            declines,
-        )
-    for stop in (s for s in stops if s["kind"] == "end"):
-        end_stop(conn, stop["fin"], stop["end_date"], stop["programs"], stop["reason"], now)
+    bulk.update_rows(
+        conn,
+        entitlements,
+        "id",
+        [{"status": "active", "id": s["case_id"]} for s in stops if s["kind"] == "activate"],
+    )
+    bulk.update_rows(
+        conn,
+        entitlements,
+        "id",
+        [
+            {"status": "declined", "ended_reason": s["reason"], "id": s["case_id"]}
+            for s in stops
+            if s["kind"] == "decline"
+        ],
+    )
+    end_rights(conn, [s for s in stops if s["kind"] == "end"], now)
 
 
-def end_stop(
-    conn: Connection,
-    fin: str,
-    end_date: date,
-    programs: Sequence[str] | None,
-    reason: str,
-    now: datetime,
-) -> None:
-    """End a person's live entitlements at ``end_date``; cancel or claim back later periods."""
-    owned = or_(entitlements.c.fin == fin, entitlements.c.subject_fin == fin)
-    scope = and_(owned, entitlements.c.status.in_(("pending", "active")))
-    if programs is not None:
-        scope = and_(scope, entitlements.c.program_id.in_(programs))
-    ids = [r for (r,) in conn.execute(select(entitlements.c.id).where(scope))]
-    if not ids:
+def end_rights(conn: Connection, stops: Sequence[dict[str, Any]], now: datetime) -> None:
+    """End people's live entitlements at their end dates; cancel or claim back later periods.
+
+    Each stop names a person (``fin``), an ``end_date``, the ``programs`` it ends (None: all)
+    and a ``reason``. A person's own entitlements end, and recurring ones paid to someone else
+    for them (a child's disability payment to a guardian); a lump sum *about* them (the funeral
+    allowance, a birth benefit) stands. Set-wise: one query finds every affected entitlement.
+    """
+    if not stops:
         return
-    conn.execute(
-        update(entitlements)
-        .where(entitlements.c.id.in_(ids))
-        .values(status="ended", end_date=end_date, ended_reason=reason)
-    )
-    later = and_(
-        payments.c.entitlement_id.in_(ids),
-        payments.c.period != "lump",
-        payments.c.period_start > end_date,
-    )
-    conn.execute(
-        update(payments)
-        .where(later, payments.c.status == "scheduled")
-        .values(status="cancelled", reason=reason)
-    )
-    conn.execute(
-        insert(recovery_claims).from_select(
-            ["payment_id", "fin", "amount", "reason", "status", "created_at"],
-            select(
-                payments.c.id,
-                payments.c.fin,
-                payments.c.amount,
-                literal(reason),
-                literal("open"),
-                literal(now, TS),
-            ).where(
-                later,
-                payments.c.status == "accepted",
-                ~exists().where(recovery_claims.c.payment_id == payments.c.id),
-            ),
+    by_fin: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for stop in sorted(stops, key=lambda s: s["end_date"]):
+        by_fin[stop["fin"]].append(stop)
+    fins = sorted(by_fin)
+    live: list[Any] = []
+    for part in chunks(fins):
+        live.extend(
+            conn.execute(
+                select(entitlements.c.id, entitlements.c.fin, entitlements.c.subject_fin,
+                       entitlements.c.schedule, entitlements.c.program_id)
+                .where(
+                    entitlements.c.status.in_(("pending", "active")),
+                    or_(entitlements.c.fin.in_(part), entitlements.c.subject_fin.in_(part)),
+                )
+            ).all()
         )
+    ended: list[dict[str, Any]] = []
+    for row in live:
+        candidates = list(by_fin.get(row.fin, []))
+        if row.schedule == "monthly" and row.subject_fin != row.fin:
+            candidates += by_fin.get(row.subject_fin, [])
+        applicable = [
+            s for s in candidates if s["programs"] is None or row.program_id in s["programs"]
+        ]
+        if not applicable:
+            continue
+        stop = min(applicable, key=lambda s: s["end_date"])
+        ended.append({"status": "ended", "end_date": stop["end_date"], "ended_reason": stop["reason"], "id": row.id})
+    if not ended:
+        return
+    bulk.update_rows(conn, entitlements, "id", ended)
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    later = (
+        f"entitlement_id = {mark} AND period <> 'lump' AND period_start > {mark}"
+    )
+    day = (lambda d: d.isoformat()) if conn.dialect.name == "sqlite" else (lambda d: d)
+    stamp = bulk._sqlite_time(now) if conn.dialect.name == "sqlite" else now
+    conn.exec_driver_sql(
+        f"UPDATE payments SET status = 'cancelled', reason = {mark} WHERE {later} AND status = 'scheduled'",
+        [(e["ended_reason"], e["id"], day(e["end_date"])) for e in ended],
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO recovery_claims (payment_id, fin, amount, reason, status, created_at) "
+        f"SELECT id, fin, amount, {mark}, 'open', {mark} FROM payments WHERE {later} "
+        "AND status = 'accepted' AND NOT EXISTS "
+        "(SELECT 1 FROM recovery_claims r WHERE r.payment_id = payments.id)",
+        [(e["ended_reason"], stamp, e["id"], day(e["end_date"])) for e in ended],
     )

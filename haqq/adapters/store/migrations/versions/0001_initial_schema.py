@@ -1,8 +1,8 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-26 17:15:28.602349
+Revises:
+Create Date: 2026-11-26 17:33:15.505515
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import haqq.adapters.store.schema
-
 
 revision = '0001'
 down_revision = None
@@ -119,6 +118,7 @@ def upgrade() -> None:
     sa.Column('review_reason', sa.Text(), nullable=True),
     sa.Column('consent_answer', sa.String(length=10), nullable=True),
     sa.Column('reminders', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
     sa.ForeignKeyConstraint(['event_id'], ['events.id'], name=op.f('fk_cases_event_id_events')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_cases')),
     sa.UniqueConstraint('program_id', 'event_id', 'beneficiary_fin', name=op.f('uq_cases_program_id_event_id_beneficiary_fin'))
@@ -156,8 +156,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('case_id', name=op.f('pk_decisions'))
     )
     op.create_table('entitlements',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('case_id', sa.String(length=24), nullable=False),
+    sa.Column('id', sa.String(length=24), nullable=False),
     sa.Column('program_id', sa.String(length=60), nullable=False),
     sa.Column('once_key', sa.String(length=40), nullable=False),
     sa.Column('fin', sa.String(length=7), nullable=False),
@@ -169,9 +168,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('ended_reason', sa.Text(), nullable=True),
     sa.Column('created_at', haqq.adapters.store.schema.UtcDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_entitlements_case_id_cases')),
+    sa.ForeignKeyConstraint(['id'], ['cases.id'], name=op.f('fk_entitlements_id_cases')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_entitlements')),
-    sa.UniqueConstraint('case_id', name=op.f('uq_entitlements_case_id')),
     sa.UniqueConstraint('program_id', 'once_key', name=op.f('uq_entitlements_program_id_once_key'))
     )
     with op.batch_alter_table('entitlements', schema=None) as batch_op:
@@ -206,7 +204,7 @@ def upgrade() -> None:
     op.create_table('payments',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('key', sa.String(length=80), nullable=False),
-    sa.Column('entitlement_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('entitlement_id', sa.String(length=24), nullable=False),
     sa.Column('case_id', sa.String(length=24), nullable=False),
     sa.Column('fin', sa.String(length=7), nullable=False),
     sa.Column('program_id', sa.String(length=60), nullable=False),

@@ -1,0 +1,635 @@
+"""Simulated institutions over a synthetic country file (see :mod:`haqq.country`).
+
+Three adapters, one per port of :mod:`haqq.ports`:
+
+- :class:`SimulatedInstitutions` answers the registries' services from the country's data,
+  as of a moment (a person not yet born is unknown, the dead are not alive, a status is
+  active only between its dates, a spouse is a spouse only from the wedding);
+- :class:`SimulatedBank` ("HAQB") finds accounts, opens new ones 1-5 days after being asked,
+  and accepts or rejects transfers;
+- :class:`SimulatedSmsGateway` records outgoing messages and makes citizens answer consent
+  requests, in their own language and with their own typing habits.
+
+All three write to the same SQLite file and are safe to use from several OS processes at once:
+WAL mode, a 30 s busy timeout, short ``BEGIN IMMEDIATE`` transactions, and a connection opened
+lazily per process (an adapter object can be pickled into a worker process). Every effect is
+idempotent by its key, and every random choice is a hash of ``(seed, key)``, so a run gives the
+same answers whatever the order or number of calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from haqq.country.schema import (
+    BAKU,
+    baku_date,
+    baku_iso,
+    ensure_institution_tables,
+    parse_baku,
+)
+from haqq.domain.errors import InstitutionError
+from haqq.domain.iban import iban_is_valid, make_iban
+from haqq.ports import (
+    Account,
+    AccountAnswer,
+    AccountRequest,
+    InboundSms,
+    OutgoingSms,
+    Service,
+    ServiceAnswer,
+    SubmitResult,
+    Transfer,
+    TransferResult,
+)
+
+__all__ = [
+    "SimulatedBank",
+    "SimulatedInstitutions",
+    "SimulatedSmsGateway",
+    "iban_is_valid",
+]
+
+#: SQLite's classic limit on bound parameters is 999; stay under it.
+_IN_CHUNK = 900
+_PHONE_RE = re.compile(r"^\+994[0-9]{9}$")
+
+BANK_NAME = "HAQB"
+REFUSAL_SHARE = 0.02
+REFUSED_IDENTITY = "identity could not be confirmed"
+REFUSED_DECEASED = "the person is registered as deceased"
+AC01 = "AC01 incorrect account number"
+AC04 = "AC04 closed account"
+AM12 = "AM12 invalid amount"
+YES_SHARE = 0.80
+NO_SHARE = 0.10
+
+_YES = {"az": ("BƏLİ", "Bəli", "bəli"), "ru": ("ДА", "Да", "да"), "en": ("YES", "Yes", "yes")}
+_NO = {"az": ("XEYR", "Xeyr", "xeyr"), "ru": ("НЕТ", "Нет", "нет"), "en": ("NO", "No", "no")}
+
+
+def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
+    for i in range(0, len(items), _IN_CHUNK):
+        yield list(items[i : i + _IN_CHUNK])
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _uniform(seed: int, purpose: str, key: str) -> tuple[float, float, float, float]:
+    """Four independent uniforms in [0, 1) from a hash of (seed, purpose, key)."""
+    digest = hashlib.blake2b(f"{seed}\x1f{purpose}\x1f{key}".encode(), digest_size=32).digest()
+    return tuple(  # type: ignore[return-value]
+        int.from_bytes(digest[i : i + 8], "big") / 2**64 for i in range(0, 32, 8)
+    )
+
+
+def _hex(seed: int, purpose: str, key: str, n: int = 16) -> str:
+    return hashlib.blake2b(f"{seed}\x1f{purpose}\x1f{key}".encode(), digest_size=16).hexdigest()[:n]
+
+
+class _Db:
+    """A per-process, lazily opened connection to the country file, shared by threads."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._pid: int | None = None
+        self._lock = threading.RLock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A connection cannot cross a process boundary: the copy opens its own.
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None or self._pid != os.getpid():
+            if not self.path.exists():
+                raise InstitutionError(f"no country file at {self.path}: generate one first")
+            conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA busy_timeout=30000")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            ensure_institution_tables(conn)
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._connection()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction; IMMEDIATE takes the write lock up front, so two processes
+        never both read "key unseen" and then both insert it."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+
+def _bool(value: object) -> bool:
+    return bool(value)
+
+
+# ---- registries ---------------------------------------------------------------------------------
+
+_SQL: dict[Service, str] = {
+    Service.CIVIL_PERSON: (
+        "SELECT fin, name, sex, birth_date, death_date FROM persons "
+        "WHERE fin IN ({marks}) AND birth_date <= ?"
+    ),
+    Service.CIVIL_FAMILY: (
+        "SELECT p.fin, p.mother_fin, p.father_fin, p.spouse_fin, p.married_on, "
+        "(SELECT group_concat(c.fin) FROM persons c "
+        " WHERE c.mother_fin = p.fin AND c.birth_date <= :d), "
+        "(SELECT group_concat(c.fin) FROM persons c "
+        " WHERE c.father_fin = p.fin AND c.birth_date <= :d) "
+        "FROM persons p WHERE p.fin IN ({marks}) AND p.birth_date <= :d"
+    ),
+    Service.INTERIOR_IDENTITY: (
+        "SELECT fin, doc_valid_until, doc_number, coalesce(mia_birth_date, birth_date), "
+        "address, resident FROM persons WHERE fin IN ({marks}) AND birth_date <= ?"
+    ),
+    Service.TAX_INCOME: (
+        "SELECT fin, employed, monthly_income, employment_end FROM persons "
+        "WHERE fin IN ({marks}) AND birth_date <= ?"
+    ),
+    Service.PENSION_RECORD: (
+        "SELECT fin, pension_capital, insurance_months, pensions FROM persons "
+        "WHERE fin IN ({marks}) AND birth_date <= ?"
+    ),
+    Service.DISABILITY_STATUS: (
+        "SELECT fin, disability_group, disability_since, disability_until FROM persons "
+        "WHERE fin IN ({marks}) AND birth_date <= ?"
+    ),
+    Service.MOBILE_NUMBER: (
+        "SELECT fin, phone, language FROM persons WHERE fin IN ({marks}) AND birth_date <= ?"
+    ),
+}
+
+
+def _record(service: Service, row: tuple[Any, ...], d: str) -> dict[str, Any]:
+    """One person's answer, as of the Baku date ``d`` (``YYYY-MM-DD``)."""
+    if service is Service.CIVIL_PERSON:
+        _, name, sex, birth, death = row
+        dead = death is not None and death <= d
+        return {
+            "name": name,
+            "sex": sex,
+            "birth_date": birth,
+            "alive": not dead,
+            "death_date": death if dead else None,
+        }
+    if service is Service.CIVIL_FAMILY:
+        _, mother, father, spouse, married_on, by_mother, by_father = row
+        children = sorted(filter(None, f"{by_mother or ''},{by_father or ''}".split(",")))
+        married = spouse is not None and married_on is not None and married_on <= d
+        return {
+            "mother_fin": mother,
+            "father_fin": father,
+            "spouse_fin": spouse if married else None,
+            "children": children,
+        }
+    if service is Service.INTERIOR_IDENTITY:
+        _, valid_until, number, birth, address, resident = row
+        return {
+            "document_valid": valid_until is None or valid_until >= d,
+            "document_number": number,
+            "birth_date": birth,
+            "address": address,
+            "resident": _bool(resident),
+        }
+    if service is Service.TAX_INCOME:
+        _, employed, income, ended = row
+        working = bool(employed) and (ended is None or d < ended)
+        return {"employed": working, "monthly_income": int(income) if working else 0}
+    if service is Service.PENSION_RECORD:
+        _, capital, months, pensions = row
+        return {
+            "pension_capital": int(capital),
+            "insurance_months": int(months),
+            "pensions": [p for p in pensions.split(",") if p],
+        }
+    if service is Service.DISABILITY_STATUS:
+        _, group, since, until = row
+        if group is None or since is None or since > d:
+            return {"active": False, "group": None, "since": None, "until": None}
+        return {
+            "active": until is None or d < until,
+            "group": int(group),
+            "since": since,
+            "until": until,
+        }
+    if service is Service.MOBILE_NUMBER:
+        _, phone, language = row
+        return {"phone": phone, "language": language}
+    raise InstitutionError(f"unknown service {service!r}")  # pragma: no cover
+
+
+class SimulatedInstitutions:
+    """The registries of the synthetic country, behind :class:`haqq.ports.Institutions`."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._db = _Db(path)
+
+    def query(
+        self, service: Service, fins: Sequence[str], *, as_of: datetime, purpose: str
+    ) -> ServiceAnswer:
+        """Answer ``service`` for every known FIN (unknown or not-yet-born FINs are absent).
+
+        One SQL statement per 900 FINs. ``purpose`` is accepted for the audit trail a real
+        data-exchange layer keeps; the simulation does not need it.
+        """
+        try:
+            service = Service(service)
+        except ValueError:
+            raise InstitutionError(f"unknown service {service!r}") from None
+        d = baku_date(as_of)
+        unique = list(dict.fromkeys(fins))
+        records: dict[str, dict[str, Any]] = {}
+        template = _SQL[service]
+        with self._db.read() as conn:
+            for batch in _chunks(unique):
+                params: list[str] | dict[str, str]
+                if service is Service.CIVIL_FAMILY:
+                    # Named :d and positional ? cannot mix; name the FIN parameters too.
+                    sql = template.format(marks=",".join(f":f{i}" for i in range(len(batch))))
+                    params = {"d": d, **{f"f{i}": fin for i, fin in enumerate(batch)}}
+                else:
+                    sql = template.format(marks=_marks(len(batch)))
+                    params = [*batch, d]
+                for row in conn.execute(sql, params):
+                    records[row[0]] = _record(service, row, d)
+        return ServiceAnswer(
+            service=service, message_id=str(uuid.uuid4()), answered_at=as_of, records=records
+        )
+
+    def close(self) -> None:
+        """Close this process's connection (it reopens on next use)."""
+        self._db.close()
+
+
+# ---- the partner bank -----------------------------------------------------------------------------
+
+
+class SimulatedBank:
+    """The partner bank "HAQB", behind :class:`haqq.ports.Bank`.
+
+    Accounts come from the country file (``origin='country'``; a tiny share close during the
+    year) and from requests this bank answered (``origin='request'``). A request is answered
+    1-5 days after it was made: ~98 % opened with a fresh IBAN, ~2 % refused; the outcome, the
+    delay and the IBAN are all a hash of ``(seed, key)``, fixed when the request is recorded.
+    """
+
+    name = BANK_NAME
+
+    def __init__(self, path: Path | str, *, seed: int = 1) -> None:
+        self._db = _Db(path)
+        self.seed = seed
+
+    def find_accounts(self, fins: Sequence[str], *, as_of: datetime) -> Mapping[str, Account]:
+        """Open accounts of these persons as of ``as_of`` (the latest opened, if several)."""
+        at = baku_iso(as_of)
+        found: dict[str, Account] = {}
+        with self._db.read() as conn:
+            for batch in _chunks(list(dict.fromkeys(fins))):
+                rows = conn.execute(
+                    f"SELECT fin, iban, card_status FROM bank_accounts WHERE fin IN "
+                    f"({_marks(len(batch))}) AND opened_at <= ? "
+                    f"AND (closed_at IS NULL OR closed_at > ?) ORDER BY fin, opened_at, iban",
+                    [*batch, at, at],
+                ).fetchall()
+                for fin, iban, card in rows:
+                    found[fin] = Account(iban=iban, bank=BANK_NAME, card_status=card)
+        return found
+
+    def request_accounts(self, requests: Sequence[AccountRequest]) -> None:
+        """Record account requests; a key seen before is ignored (idempotent)."""
+        first: dict[str, AccountRequest] = {}
+        for req in requests:
+            first.setdefault(req.key, req)
+        if not first:
+            return
+        fins = list(dict.fromkeys(r.fin for r in first.values()))
+        with self._db.write() as conn:
+            known: dict[str, str | None] = {}
+            for batch in _chunks(fins):
+                known.update(
+                    conn.execute(
+                        f"SELECT fin, death_date FROM persons WHERE fin IN ({_marks(len(batch))})",
+                        batch,
+                    ).fetchall()
+                )
+            for req in first.values():
+                self._record_request(conn, req, known)
+
+    def _record_request(
+        self, conn: sqlite3.Connection, req: AccountRequest, known: Mapping[str, str | None]
+    ) -> None:
+        u_delay, u_outcome, _, _ = _uniform(self.seed, "account", req.key)
+        requested = baku_iso(req.requested_at)
+        answer_at = req.requested_at + timedelta(seconds=int(86_400 * (1 + 4 * u_delay)))
+        outcome: Literal["opened", "refused"] = "opened"
+        reason: str | None = None
+        iban: str | None = None
+        death = known.get(req.fin)
+        if req.fin not in known or u_outcome < REFUSAL_SHARE:
+            outcome, reason = "refused", REFUSED_IDENTITY
+        elif death is not None and death <= baku_date(req.requested_at):
+            outcome, reason = "refused", REFUSED_DECEASED
+        else:
+            # Branch digits 9xxx never occur among the country's own accounts (1000-1099).
+            number = int(_hex(self.seed, "iban", req.key, 32), 16) % 10**19
+            iban = make_iban("AZ", f"{BANK_NAME}9{number:019d}")
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO bank_account_requests "
+            "(key, fin, name, requested_at, answer_at, outcome, iban, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (req.key, req.fin, req.name, requested, baku_iso(answer_at), outcome, iban, reason),
+        )
+        if cur.rowcount == 1 and iban is not None:
+            # Visible to find_accounts from the moment the answer is due, not before.
+            conn.execute(
+                "INSERT OR IGNORE INTO bank_accounts "
+                "(iban, fin, bank, opened_at, closed_at, card_status, origin) "
+                "VALUES (?, ?, ?, ?, NULL, 'issued', 'request')",
+                (iban, req.fin, BANK_NAME, baku_iso(answer_at)),
+            )
+
+    def account_answers(
+        self, keys: Sequence[str], *, as_of: datetime
+    ) -> Mapping[str, AccountAnswer]:
+        """The state of each request as of ``as_of``; keys never requested are absent."""
+        at = baku_iso(as_of)
+        answers: dict[str, AccountAnswer] = {}
+        with self._db.read() as conn:
+            for batch in _chunks(list(dict.fromkeys(keys))):
+                rows = conn.execute(
+                    "SELECT key, answer_at, outcome, iban, reason FROM bank_account_requests "
+                    f"WHERE key IN ({_marks(len(batch))})",
+                    batch,
+                ).fetchall()
+                for key, answer_at, outcome, iban, reason in rows:
+                    if parse_baku(answer_at) > parse_baku(at):
+                        answers[key] = AccountAnswer(key=key, status="pending")
+                    else:
+                        answers[key] = AccountAnswer(
+                            key=key,
+                            status=outcome,
+                            iban=iban,
+                            reason=reason,
+                            answered_at=parse_baku(answer_at),
+                        )
+        return answers
+
+    def transfer(self, transfers: Sequence[Transfer]) -> Mapping[str, TransferResult]:
+        """Pay; a key seen before returns its first result and is not paid again.
+
+        Rejections use ISO 20022 reason codes: AC01 (IBAN fails its checksum or is unknown),
+        AC04 (account closed at the time of the transfer), AM12 (amount not positive).
+        """
+        first: dict[str, Transfer] = {}
+        for t in transfers:
+            first.setdefault(t.key, t)
+        results: dict[str, TransferResult] = {}
+        if not first:
+            return results
+        keys = list(first)
+        with self._db.write() as conn:
+            for batch in _chunks(keys):
+                for key, first_status, first_reason in conn.execute(
+                    f"SELECT key, status, reason FROM bank_transfers WHERE key IN "
+                    f"({_marks(len(batch))})",
+                    batch,
+                ):
+                    results[key] = TransferResult(key, first_status, first_reason)
+            # Every attempt is counted (a key twice in one batch is two attempts).
+            tries = Counter(t.key for t in transfers)
+            for key in keys:
+                if key in results:
+                    conn.execute(
+                        "UPDATE bank_transfers SET attempts = attempts + ? WHERE key = ?",
+                        (tries[key], key),
+                    )
+            fresh = [first[k] for k in keys if k not in results]
+            accounts: dict[str, tuple[str, str | None]] = {}
+            ibans = list(dict.fromkeys(t.iban for t in fresh))
+            for batch in _chunks(ibans):
+                for iban, opened_at, closed_at in conn.execute(
+                    f"SELECT iban, opened_at, closed_at FROM bank_accounts WHERE iban IN "
+                    f"({_marks(len(batch))})",
+                    batch,
+                ):
+                    accounts[iban] = (opened_at, closed_at)
+            for t in fresh:
+                at = baku_iso(t.at)
+                status: Literal["accepted", "rejected"] = "accepted"
+                reason: str | None = None
+                account = accounts.get(t.iban)
+                if t.amount <= 0:
+                    status, reason = "rejected", AM12
+                elif (
+                    not iban_is_valid(t.iban)
+                    or account is None
+                    or parse_baku(account[0]) > parse_baku(at)
+                ):
+                    status, reason = "rejected", AC01
+                elif account[1] is not None and parse_baku(account[1]) <= parse_baku(at):
+                    status, reason = "rejected", AC04
+                conn.execute(
+                    "INSERT INTO bank_transfers "
+                    "(key, fin, iban, amount, reference, at, status, reason, attempts) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        t.key,
+                        t.fin,
+                        t.iban,
+                        int(t.amount),
+                        t.reference,
+                        at,
+                        status,
+                        reason,
+                        tries[t.key],
+                    ),
+                )
+                results[t.key] = TransferResult(key=t.key, status=status, reason=reason)
+        return {k: results[k] for k in keys}
+
+    def transfer_count(self) -> int:
+        """How many distinct transfers the bank recorded (for tests)."""
+        with self._db.read() as conn:
+            return int(conn.execute("SELECT count(*) FROM bank_transfers").fetchone()[0])
+
+    def close(self) -> None:
+        """Close this process's connection (it reopens on next use)."""
+        self._db.close()
+
+
+# ---- the SMS gateway ------------------------------------------------------------------------------
+
+
+class SimulatedSmsGateway:
+    """An SMS gateway whose citizens answer consent requests, behind :class:`haqq.ports.SmsGateway`.
+
+    A message with a ``reply_code`` gets an answer (a hash of ``(seed, key)`` decides): ~80 %
+    YES, ~10 % NO, ~10 % never, 10 minutes to 3 days later (mostly early), in the language the
+    mobile registry holds for the number, typed carelessly (case, stray spaces).
+    """
+
+    def __init__(self, path: Path | str, *, seed: int = 1) -> None:
+        self._db = _Db(path)
+        self.seed = seed
+
+    def submit(self, messages: Sequence[OutgoingSms]) -> Mapping[str, SubmitResult]:
+        """Send each key once; a repeated key returns its first result (and counts an attempt)."""
+        results: dict[str, SubmitResult] = {}
+        if not messages:
+            return results
+        order = list(dict.fromkeys(m.key for m in messages))
+        with self._db.write() as conn:
+            for batch in _chunks(order):
+                for key, gateway_id, status, reason in conn.execute(
+                    f"SELECT key, gateway_id, status, reason FROM sms_sent WHERE key IN "
+                    f"({_marks(len(batch))})",
+                    batch,
+                ):
+                    results[key] = SubmitResult(key, gateway_id, status, reason)
+            phones = list(dict.fromkeys(m.phone for m in messages if m.reply_code))
+            languages: dict[str, str] = {}
+            for batch in _chunks(phones):
+                languages.update(
+                    conn.execute(
+                        f"SELECT phone, language FROM persons WHERE phone IN ({_marks(len(batch))})",
+                        batch,
+                    ).fetchall()
+                )
+            for m in messages:
+                if m.key in results:
+                    # Every attempt is counted, so tests can see retries that did not resend.
+                    conn.execute(
+                        "UPDATE sms_sent SET attempts = attempts + 1 WHERE key = ?", (m.key,)
+                    )
+                    continue
+                results[m.key] = self._send(conn, m, languages)
+        return {k: results[k] for k in order}
+
+    def _send(
+        self, conn: sqlite3.Connection, m: OutgoingSms, languages: Mapping[str, str]
+    ) -> SubmitResult:
+        gateway_id = f"SM-{_hex(self.seed, 'sms', m.key)}"
+        status: Literal["accepted", "rejected"] = "accepted"
+        reason: str | None = None
+        if not isinstance(m.phone, str) or not _PHONE_RE.match(m.phone):
+            status, reason = "rejected", "invalid destination number (expected +994 and 9 digits)"
+        elif not m.text:
+            status, reason = "rejected", "empty message"
+        conn.execute(
+            "INSERT INTO sms_sent (key, gateway_id, phone, text, at, reply_code, status, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (m.key, gateway_id, m.phone, m.text, baku_iso(m.at), m.reply_code, status, reason),
+        )
+        if status == "accepted" and m.reply_code:
+            reply = self._citizen_reply(m, languages.get(m.phone, "az"))
+            if reply is not None:
+                text, received_at = reply
+                conn.execute(
+                    "INSERT OR IGNORE INTO sms_inbound "
+                    "(gateway_id, phone, text, received_at, acked, in_reply_to) "
+                    "VALUES (?, ?, ?, ?, 0, ?)",
+                    (
+                        f"MO-{_hex(self.seed, 'reply', m.key)}",
+                        m.phone,
+                        text,
+                        baku_iso(received_at),
+                        m.key,
+                    ),
+                )
+        return SubmitResult(m.key, gateway_id, status, reason)
+
+    def _citizen_reply(self, m: OutgoingSms, language: str) -> tuple[str, datetime] | None:
+        u_answer, u_delay, u_word, u_style = _uniform(self.seed, "reply", m.key)
+        if u_answer >= YES_SHARE + NO_SHARE:
+            return None  # this citizen never answers
+        words = (_YES if u_answer < YES_SHARE else _NO).get(language, _YES["az"])
+        word = words[int(u_word * len(words))]
+        # Careless typing: a leading or trailing space, or two spaces before the code.
+        style = int(u_style * 10)
+        lead = " " if style in (1, 2) else ""
+        trail = " " if style in (3, 4) else ""
+        gap = "  " if style == 5 else " "
+        text = f"{lead}{word}{gap}{m.reply_code}{trail}"
+        # 10 minutes to 3 days, cubed so most replies come within hours.
+        delay = 600 + (3 * 86_400 - 600) * u_delay**3
+        received = (m.at + timedelta(seconds=int(delay))).astimezone(BAKU)
+        return text, received
+
+    def inbound(self, *, as_of: datetime, limit: int = 10_000) -> Sequence[InboundSms]:
+        """Unacknowledged replies received up to ``as_of``, oldest first."""
+        at = baku_iso(as_of)
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT gateway_id, phone, text, received_at FROM sms_inbound "
+                "WHERE acked = 0 AND received_at <= ? ORDER BY received_at, gateway_id LIMIT ?",
+                (at, int(limit)),
+            ).fetchall()
+        return [InboundSms(g, p, t, parse_baku(r)) for g, p, t, r in rows]
+
+    def ack(self, gateway_ids: Sequence[str]) -> None:
+        """Mark inbound messages as handled; they are not returned by :meth:`inbound` again."""
+        ids = list(dict.fromkeys(gateway_ids))
+        if not ids:
+            return
+        with self._db.write() as conn:
+            for batch in _chunks(ids):
+                conn.execute(
+                    f"UPDATE sms_inbound SET acked = 1 WHERE gateway_id IN ({_marks(len(batch))})",
+                    batch,
+                )
+
+    def sent_count(self) -> int:
+        """How many distinct messages were accepted for delivery."""
+        with self._db.read() as conn:
+            return int(
+                conn.execute("SELECT count(*) FROM sms_sent WHERE status = 'accepted'").fetchone()[
+                    0
+                ]
+            )
+
+    def duplicates(self) -> dict[str, int]:
+        """Keys submitted more than once, with their number of attempts."""
+        with self._db.read() as conn:
+            return dict(conn.execute("SELECT key, attempts FROM sms_sent WHERE attempts > 1"))
+
+    def close(self) -> None:
+        """Close this process's connection (it reopens on next use)."""
+        self._db.close()

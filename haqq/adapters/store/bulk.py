@@ -1,0 +1,145 @@
+"""Bulk writes at driver speed: one ``executemany`` per table, values converted once.
+
+SQLAlchemy Core processes every bound value through its type system; for the hundreds of
+thousands of rows a replay writes (transitions, the data-access log) that costs more than the
+database does. These helpers render the statement once per table and dialect and hand plain
+tuples to the driver. Values are converted exactly as the column types would: aware datetimes
+to UTC, JSON to text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from functools import cache, lru_cache
+from operator import itemgetter
+from typing import Any
+
+import orjson
+from sqlalchemy import JSON, Connection, Date, Table
+from sqlalchemy.types import TypeEngine
+
+from haqq.adapters.store.schema import UtcDateTime
+from haqq.domain.errors import NaiveDatetime
+
+Convert = Callable[[Any], Any] | None
+
+
+@lru_cache(maxsize=65_536)
+def _sqlite_text(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise NaiveDatetime("a stored time")
+    # The very text SQLAlchemy's SQLite DATETIME writes, so comparisons in SQL agree.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is UTC:  # the common case: times read from the store are UTC already
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return _sqlite_text(value)
+
+
+def _pg_time(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise NaiveDatetime("a stored time")
+    return value
+
+
+def _sqlite_date(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _pg_json(value: Any) -> Any:
+    from psycopg.types.json import Json
+
+    return None if value is None else Json(value, dumps=_json_text)
+
+
+def _converter(dialect: str, column_type: TypeEngine[Any]) -> Convert:
+    sqlite = dialect == "sqlite"
+    if isinstance(column_type, UtcDateTime):
+        return _sqlite_time if sqlite else _pg_time
+    if isinstance(column_type, JSON):
+        return _json_text if sqlite else _pg_json
+    if isinstance(column_type, Date):
+        return _sqlite_date if sqlite else None
+    return None
+
+
+@cache
+def _plan(
+    dialect: str, table: Table, columns: tuple[str, ...], conflict: tuple[str, ...] | None, mark: str
+) -> tuple[str, tuple[Convert, ...]]:
+    names = ", ".join(columns)
+    marks = ", ".join([mark] * len(columns))
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"
+    if conflict is not None:
+        sql += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+    return sql, tuple(_converter(dialect, table.c[c].type) for c in columns)
+
+
+def _mark(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def values(
+    plan: Sequence[Convert], columns: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> list[Any]:
+    """Rows as driver parameters, converting only the columns that need it."""
+    get = itemgetter(*columns)
+    converting = [(i, f) for i, f in enumerate(plan) if f is not None]
+    if len(columns) == 1:
+        only = converting[0][1] if converting else None
+        return [(only(get(r)) if only else get(r),) for r in rows]
+    if not converting:
+        return [get(r) for r in rows]
+    out = []
+    for r in rows:
+        row = list(get(r))
+        for i, f in converting:
+            row[i] = f(row[i])
+        out.append(tuple(row))
+    return out
+
+
+def insert_rows(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    on_conflict_ignore: Sequence[str] | None = None,
+) -> int:
+    """Insert rows (all with the keys of the first); returns how many were written.
+
+    With ``on_conflict_ignore``, rows whose unique key is already present are skipped.
+    """
+    if not rows:
+        return 0
+    columns = tuple(rows[0])
+    conflict = tuple(on_conflict_ignore) if on_conflict_ignore is not None else None
+    sql, plan = _plan(conn.dialect.name, table, columns, conflict, _mark(conn))
+    result = conn.exec_driver_sql(sql, values(plan, columns, rows))
+    return len(rows) if conflict is None else max(result.rowcount, 0)
+
+
+def update_rows(
+    conn: Connection, table: Table, key: str, rows: Sequence[dict[str, Any]]
+) -> None:
+    """``UPDATE table SET … WHERE key = …`` for each row (all with the keys of the first)."""
+    if not rows:
+        return
+    columns = tuple(c for c in rows[0] if c != key)
+    mark = _mark(conn)
+    sql = (
+        f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)} "
+        f"WHERE {key} = {mark}"
+    )
+    order = (*columns, key)
+    convert = [_converter(conn.dialect.name, table.c[c].type) for c in order]
+    conn.exec_driver_sql(sql, values(convert, order, rows))
