@@ -90,6 +90,12 @@ def due_work(app: Haqq, now: datetime) -> int:
     return sum(counts) + answered + inbound
 
 
+def _stored_clock(engine: Engine) -> tuple[datetime, bool] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(sim_clock.c.now, sim_clock.c.drain).where(sim_clock.c.id == 1)).first()
+    return None if row is None else (row.now, bool(row.drain))
+
+
 def replay(
     app: Haqq,
     *,
@@ -99,29 +105,44 @@ def replay(
     batch_size: int = 1000,
     progress: Callable[[int, int], None] | None = None,
 ) -> ReplayResult:
-    """Replay ``year`` of the country's events; returns when every due piece of work is done."""
+    """Replay ``year`` of the country's events; returns when every due piece of work is done.
+
+    Resumable: the simulated clock is kept in the store, so a replay killed at any moment and
+    started again picks up at the tick it was in (taking that tick's events in again is
+    harmless: intake is idempotent).
+    """
     start = datetime(year, 1, 1, tzinfo=BAKU)
     end = datetime(year + 1, 1, 1, tzinfo=BAKU)
     stop_at = end + DRAIN
     ticks = int((stop_at - start) / tick) + 1
-    clock = ManualClock(start)
+    first = 0
+    stored = _stored_clock(app.engine)
+    if stored is not None:
+        moment, finished = stored
+        if finished:
+            return ReplayResult(0, 0.0, 0, workers)
+        first = max(0, int((moment - start) / tick) - 1)
+    begin_at = start + tick * first
+    clock = ManualClock(begin_at)
+    _set_clock(app.engine, begin_at)
     processes: list[Any] = []
     if workers > 1:
         if app.engine.dialect.name == "sqlite":
             raise ValueError("several workers need PostgreSQL: set HAQQ_DATABASE_URL")
-        _set_clock(app.engine, start)
         ctx = multiprocessing.get_context("spawn")
-        processes = [ctx.Process(target=_worker_process, args=(app.settings, batch_size), daemon=True) for _ in range(workers)]
+        processes = [
+            ctx.Process(target=_worker_process, args=(app.settings, batch_size), daemon=True)
+            for _ in range(workers)
+        ]
         for p in processes:
             p.start()
     worker = app.worker(clock, batch_size)
-    source = iter_events(app.settings.country, start=start, end=end)
+    source = iter_events(app.settings.country, start=begin_at, end=end)
     pending: list[dict[str, Any]] = []
     taken = 0
     began = time.perf_counter()
     try:
-        moment = start
-        for n in range(ticks):
+        for n in range(first, ticks):
             moment = min(start + tick * (n + 1), stop_at)
             batch: list[dict[str, Any]] = []
             while True:
@@ -129,7 +150,10 @@ def replay(
                     pending = next(source, [])
                     if not pending:
                         break
-                cut = next((i for i, e in enumerate(pending) if datetime.fromisoformat(e["occurred_at"]) > moment), len(pending))
+                cut = next(
+                    (i for i, e in enumerate(pending) if datetime.fromisoformat(e["occurred_at"]) > moment),
+                    len(pending),
+                )
                 batch.extend(pending[:cut])
                 pending = pending[cut:]
                 if pending:
@@ -140,8 +164,8 @@ def replay(
                     intake.store(conn, parsed, received_at=moment, wall=app.wall())
                 taken += len(parsed)
             clock.set(moment)
+            _set_clock(app.engine, moment)
             if workers > 1:
-                _set_clock(app.engine, moment)
                 while due_work(app, moment) > 0:
                     if not all(p.is_alive() for p in processes):
                         raise RuntimeError("a worker process died")
@@ -150,6 +174,7 @@ def replay(
                 worker.run_until_idle()
             if progress:
                 progress(n + 1, ticks)
+        _set_clock(app.engine, clock.now(), finished=True)
     finally:
         if processes:
             _set_clock(app.engine, clock.now(), finished=True)

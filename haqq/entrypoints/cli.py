@@ -286,6 +286,34 @@ def demo(
     with app_.engine.connect() as conn:
         s = reports.summary(conn)
     print_summary(s, result.wall_seconds, result.events)
+    console.print(
+        "\nLook at one person with [bold]haqq person FIN[/bold] (FINs are in the tables above "
+        "and in [bold]haqq country export events.jsonl[/bold])."
+    )
+
+
+@app.command("replay")
+def replay_cmd(
+    year: int = 2025,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+    tick_days: Annotated[int, typer.Option(min=1, max=31)] = 1,
+    batch_size: Annotated[int, typer.Option(min=1)] = 1000,
+    database_url: DbOption = None,
+    country: CountryOption = None,
+) -> None:
+    """Replay the country's year into the store on a simulated clock; resumes if interrupted."""
+    from haqq.replay import replay
+
+    app_ = _build(database_url, country)
+    db.ensure_ready(app_.engine)
+    with progress_bar(f"replaying {year}") as update:
+        result = replay(
+            app_, year=year, workers=workers, tick=timedelta(days=tick_days),
+            batch_size=batch_size, progress=update,
+        )
+    with app_.engine.connect() as conn:
+        s = reports.summary(conn)
+    print_summary(s, result.wall_seconds, result.events)
 
 
 def print_summary(s: reports.Summary, wall_seconds: float, events: int) -> None:

@@ -18,6 +18,8 @@ WAITING = frozenset({"requested", "sent"})
 def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
     fins = {c.beneficiary_fin for c in cases}
     known = dict(ctx.lookup.account_status(fins))
+    # Accounts this batch already asked for or found are not in the store yet.
+    known.update({a["fin"]: a["status"] for a in ctx.writes.accounts if a["fin"] in fins})
     unknown = sorted(f for f in fins if f not in known)
     if unknown:
         as_of = max(c.at for c in cases)
@@ -45,8 +47,9 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
         elif status in WAITING:
             if case.state is not CaseState.ACCOUNT_REQUESTED:
                 ctx.move(case, CaseState.ACCOUNT_REQUESTED, "waiting for the bank's answer")
-            ctx.rest(case)
+            _wait(case, ctx)
         else:
+            # Unknown to the store and to the bank: ask for an account and a card.
             known[fin] = "requested"
             ctx.writes.accounts.append(
                 {
@@ -61,4 +64,12 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
                 }
             )
             ctx.move(case, CaseState.ACCOUNT_REQUESTED, f"asked {ctx.bank.name} for an account and card")
-            ctx.rest(case)
+            _wait(case, ctx)
+
+
+def _wait(case: CaseWork, ctx: StepContext) -> None:
+    """Wait for the bank. Its answer wakes the case at once; a late look, in case the answer
+    came while this very case was being moved (another worker could not wake it then), makes
+    sure no case waits forever."""
+    case.due_at = case.at + ctx.recheck_after
+    case.changed = True

@@ -92,6 +92,7 @@ class StepContext:
     reminder_after: timedelta = timedelta(days=3)
     lapse_after: timedelta = timedelta(days=4)
     retry_after: timedelta = timedelta(hours=1)
+    recheck_after: timedelta = timedelta(days=3)
     max_attempts: int = 5
 
     def query(

@@ -558,7 +558,13 @@ class SimulatedSmsGateway:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (m.key, gateway_id, m.phone, m.text, baku_iso(m.at), m.reply_code, status, reason),
         )
-        if status == "accepted" and m.reply_code:
+        answered = m.reply_code and conn.execute(
+            "SELECT 1 FROM sms_inbound i JOIN sms_sent s ON s.key = i.in_reply_to "
+            "WHERE s.phone = ? AND s.reply_code = ? AND s.key <> ? LIMIT 1",
+            (m.phone, m.reply_code, m.key),
+        ).fetchone()
+        # A citizen answers a request once: a reminder after an answer gets no second one.
+        if status == "accepted" and m.reply_code and not answered:
             reply = self._citizen_reply(m, languages.get(m.phone, "az"))
             if reply is not None:
                 text, received_at = reply
@@ -577,7 +583,9 @@ class SimulatedSmsGateway:
         return SubmitResult(m.key, gateway_id, status, reason)
 
     def _citizen_reply(self, m: OutgoingSms, language: str) -> tuple[str, datetime] | None:
-        u_answer, u_delay, u_word, u_style = _uniform(self.seed, "reply", m.key)
+        # Whether and how a citizen answers is theirs (same for a reminder); when, per message.
+        u_answer, _, u_word, u_style = _uniform(self.seed, "reply", f"{m.phone}:{m.reply_code}")
+        _, u_delay, _, _ = _uniform(self.seed, "reply", m.key)
         if u_answer >= YES_SHARE + NO_SHARE:
             return None  # this citizen never answers
         words = (_YES if u_answer < YES_SHARE else _NO).get(language, _YES["az"])
