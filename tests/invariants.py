@@ -85,6 +85,11 @@ def check_invariants(app: Haqq) -> Counter[str]:
         assert app.sms.sent_count() == sent  # type: ignore[attr-defined]
         accepted = conn.execute(select(func.count()).select_from(payments).where(payments.c.status.in_(("accepted", "rejected")))).scalar_one()
         assert app.bank.transfer_count() == accepted  # type: ignore[attr-defined]
+        # Every payment goes to an account, and the bank takes almost all of them.
+        no_iban = conn.execute(select(func.count()).select_from(payments).where(payments.c.iban.is_(None))).scalar_one()
+        assert no_iban == 0
+        rejected = conn.execute(select(func.count()).select_from(payments).where(payments.c.status == "rejected")).scalar_one()
+        assert rejected <= max(2, accepted // 50), f"{rejected} of {accepted} payments rejected"
 
         # Every data request is logged against the case it served.
         logged = conn.execute(select(func.count(func.distinct(data_access_log.c.case_id)))).scalar_one()

@@ -123,6 +123,8 @@ INSTITUTION_DDL = (
         in_reply_to TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS sms_inbound_pending ON sms_inbound(acked, received_at)",
+    "CREATE INDEX IF NOT EXISTS sms_inbound_reply_to ON sms_inbound(in_reply_to)",
+    "CREATE INDEX IF NOT EXISTS sms_sent_code ON sms_sent(phone, reply_code) WHERE reply_code IS NOT NULL",
 )
 
 

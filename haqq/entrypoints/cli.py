@@ -373,10 +373,12 @@ def bench_pipeline(
 
 
 def main() -> None:
+    """The console script: errors haqq raises on purpose are a message, never a traceback."""
     try:
         app()
     except HaqqError as exc:
-        _fail(str(exc))
+        err.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

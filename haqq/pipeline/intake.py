@@ -60,9 +60,17 @@ def parse_all(items: Iterable[tuple[str, Any]], report: IntakeReport) -> list[Li
 
 
 def store(
-    conn: Connection, batch: Sequence[LifeEvent], *, received_at: datetime, wall: datetime
+    conn: Connection,
+    batch: Sequence[LifeEvent],
+    *,
+    received_at: datetime | None,
+    wall: datetime,
 ) -> IntakeReport:
-    """Write parsed events; duplicates within the batch and in the store are skipped."""
+    """Write parsed events; duplicates within the batch and in the store are skipped.
+
+    ``received_at`` is when haqq learnt of them (None: at the moment each occurred, as a
+    registry that notifies at once would tell it in a simulated replay).
+    """
     report = IntakeReport()
     rows = [
         {
@@ -72,7 +80,7 @@ def store(
             "fin": e.fin,
             "occurred_at": e.occurred_at,
             "payload": dict(e.payload),
-            "received_at": max(received_at, e.occurred_at),
+            "received_at": e.occurred_at if received_at is None else max(received_at, e.occurred_at),
             "received_wall": wall,
             "status": "received",
         }

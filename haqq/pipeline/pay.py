@@ -63,6 +63,8 @@ def payment_row(
 
 def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
     ibans = ctx.lookup.ibans({c.beneficiary_fin for c in cases})
+    # Accounts found earlier in this same batch are not in the store yet.
+    ibans.update({a["fin"]: a["iban"] for a in ctx.writes.accounts if a["iban"]})
     statuses = ctx.lookup.entitlement_status([c.id for c in cases])
     # Entitlements reserved earlier in this same batch are not in the store yet.
     statuses.update({e["id"]: e["status"] for e in ctx.writes.entitlements})

@@ -30,6 +30,8 @@ class ClaimedEvent:
     fin: str
     occurred_at: datetime
     payload: Mapping[str, Any]
+    #: When haqq learnt of it: the moment its cases can start.
+    received_at: datetime
 
 
 def case_id(program_id: str, event_id: int, beneficiary: str, occurred_at: datetime) -> str:
@@ -59,7 +61,7 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> tuple[list[dict[st
     """Return the case rows to insert and how many events started nothing."""
     programs = {e.id: ctx.catalogue.triggered_by(e.type) for e in claimed}
     relational = [e for e in claimed if any(p.beneficiary is not Beneficiary.SELF for p in programs[e.id])]
-    as_of = ctx.as_of = max(e.occurred_at for e in claimed)
+    as_of = ctx.as_of = max(e.received_at for e in claimed)
     family = person = identity = None
     if relational:
         purpose = "finding the beneficiary of a life event"
@@ -117,10 +119,10 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> tuple[list[dict[st
                     "subject_fin": event.fin,
                     "beneficiary_fin": fin,
                     "state": (CaseState.NEEDS_REVIEW if review else CaseState.DETECTED).value,
-                    "due_at": None if review else event.occurred_at,
-                    "created_at": event.occurred_at,
+                    "due_at": None if review else event.received_at,
+                    "created_at": event.received_at,
                     "created_wall": wall,
-                    "updated_at": event.occurred_at,
+                    "updated_at": event.received_at,
                     "review_reason": review,
                     "consent_answer": None,
                     "facts": None,
@@ -131,7 +133,7 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> tuple[list[dict[st
             ctx.writes.transitions.append(
                 {
                     "case_id": cid, "source": None, "target": CaseState.DETECTED.value,
-                    "at": event.occurred_at, "wall_at": wall,
+                    "at": event.received_at, "wall_at": wall,
                     "cause": f"{event.type.value} (event {event.id})",
                 }
             )
@@ -139,7 +141,7 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> tuple[list[dict[st
                 ctx.writes.transitions.append(
                     {
                         "case_id": cid, "source": CaseState.DETECTED.value,
-                        "target": CaseState.NEEDS_REVIEW.value, "at": event.occurred_at,
+                        "target": CaseState.NEEDS_REVIEW.value, "at": event.received_at,
                         "wall_at": wall, "cause": review,
                     }
                 )

@@ -101,16 +101,19 @@ class Worker:
         """
         with self.engine.begin() as conn:
             stmt = (
-                select(events.c.id, events.c.type, events.c.fin, events.c.occurred_at, events.c.payload)
-                .where(events.c.status == "received", events.c.occurred_at <= now)
-                .order_by(events.c.occurred_at, events.c.id)
+                select(events.c.id, events.c.type, events.c.fin, events.c.occurred_at,
+                       events.c.payload, events.c.received_at)
+                .where(events.c.status == "received", events.c.received_at <= now)
+                .order_by(events.c.received_at, events.c.id)
                 .limit(self.batch_size)
             )
             rows = conn.execute(repository._locked(stmt, conn, events)).all()
             if not rows:
                 return 0
             claimed = {
-                r.id: triggers.ClaimedEvent(r.id, EventType(r.type), r.fin, r.occurred_at, r.payload)
+                r.id: triggers.ClaimedEvent(
+                    r.id, EventType(r.type), r.fin, r.occurred_at, r.payload, r.received_at
+                )
                 for r in rows
             }
             ctx = self._context(now, conn)
@@ -148,7 +151,7 @@ class Worker:
                 "id",
                 [
                     {"status": "triggered" if e.id in started else "no_program",
-                     "processed_at": e.occurred_at, "id": e.id}
+                     "processed_at": e.received_at, "id": e.id}
                     for e in claimed.values()
                 ],
             )
@@ -180,7 +183,7 @@ class Worker:
     def pending(self, now: datetime) -> set[str]:
         """Which kinds of work are due at ``now``: one cheap read, so an idle round costs little."""
         checks = {
-            "events": select(events.c.id).where(events.c.status == "received", events.c.occurred_at <= now),
+            "events": select(events.c.id).where(events.c.status == "received", events.c.received_at <= now),
             "cases": select(cases.c.id).where(cases.c.due_at <= now),
             "accounts": select(accounts.c.fin).where(accounts.c.status.in_(("requested", "sent"))),
             "payments": select(payments.c.id).where(payments.c.status == "scheduled", payments.c.due_at <= now),

@@ -559,8 +559,8 @@ class SimulatedSmsGateway:
             (m.key, gateway_id, m.phone, m.text, baku_iso(m.at), m.reply_code, status, reason),
         )
         answered = m.reply_code and conn.execute(
-            "SELECT 1 FROM sms_inbound i JOIN sms_sent s ON s.key = i.in_reply_to "
-            "WHERE s.phone = ? AND s.reply_code = ? AND s.key <> ? LIMIT 1",
+            "SELECT 1 FROM sms_sent s WHERE s.phone = ? AND s.reply_code = ? AND s.key <> ? "
+            "AND EXISTS (SELECT 1 FROM sms_inbound i WHERE i.in_reply_to = s.key) LIMIT 1",
             (m.phone, m.reply_code, m.key),
         ).fetchone()
         # A citizen answers a request once: a reminder after an answer gets no second one.

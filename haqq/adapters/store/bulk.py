@@ -99,11 +99,20 @@ def values(
         return [(only(get(r)) if only else get(r),) for r in rows]
     if not converting:
         return [get(r) for r in rows]
+    # A batch stamps many rows with the same few moments and values: convert each once.
+    memo: dict[Any, Any] = {}
     out = []
     for r in rows:
         row = list(get(r))
         for i, f in converting:
-            row[i] = f(row[i])
+            v = row[i]
+            key = (i, v) if isinstance(v, datetime) else None
+            if key is None:
+                row[i] = f(v)
+            elif (hit := memo.get(key)) is not None:
+                row[i] = hit
+            else:
+                row[i] = memo[key] = f(v)
         out.append(tuple(row))
     return out
 

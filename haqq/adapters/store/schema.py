@@ -81,7 +81,7 @@ events = Table(
     UniqueConstraint("source", "source_event_id"),
     Index(
         "ix_events_due",
-        "occurred_at",
+        "received_at",
         postgresql_where=text("status = 'received'"),
         sqlite_where=text("status = 'received'"),
     ),

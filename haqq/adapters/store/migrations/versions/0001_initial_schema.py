@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 17:33:15.505515
+Create Date: 2026-11-26 18:05:48.242346
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('source', 'source_event_id', name=op.f('uq_events_source_source_event_id'))
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.create_index('ix_events_due', ['occurred_at'], unique=False, postgresql_where=sa.text("status = 'received'"), sqlite_where=sa.text("status = 'received'"))
+        batch_op.create_index('ix_events_due', ['received_at'], unique=False, postgresql_where=sa.text("status = 'received'"), sqlite_where=sa.text("status = 'received'"))
         batch_op.create_index(batch_op.f('ix_events_fin'), ['fin'], unique=False)
 
     op.create_table('inbound_sms',

@@ -1,0 +1,103 @@
+"""Small helpers shared by the integration and end-to-end tests.
+
+They read the synthetic country file directly with ``sqlite3`` (to pick families and people
+with a given trait), take events in through :mod:`haqq.pipeline.intake`, run the worker on a
+simulated clock and read the store's tables back.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from contextlib import closing
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Table, select
+
+from haqq.bootstrap import Haqq, ManualClock
+from haqq.domain.fin import FIN_ALPHABET
+from haqq.pipeline import intake
+
+#: The small country the bad-input tests run on. Seed 7 and 2,900 people give one mother who
+#: dies the day after giving birth, with the child's father alive (the out-of-order case).
+POPULATION = 2_900
+SEED = 7
+
+
+def country_query(country: Path, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    """Rows of a read-only query on the country file."""
+    with closing(sqlite3.connect(f"file:{country}?mode=ro", uri=True)) as conn:
+        conn.row_factory = sqlite3.Row
+        return list(conn.execute(sql, params))
+
+
+def country_event(country: Path, fin: str, event_type: str) -> dict[str, Any]:
+    """The country's event of ``event_type`` about ``fin``, as the JSON object intake takes."""
+    rows = country_query(
+        country,
+        "SELECT id, type, fin, occurred_at, payload, source FROM life_events "
+        "WHERE fin = ? AND type = ? ORDER BY occurred_at",
+        (fin, event_type),
+    )
+    assert rows, f"the country has no {event_type} event about {fin}"
+    return event_json(rows[0])
+
+
+def event_json(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "source": row["source"],
+        "event_id": row["id"],
+        "type": row["type"],
+        "fin": row["fin"],
+        "occurred_at": row["occurred_at"],
+        "payload": json.loads(row["payload"]),
+    }
+
+
+def unused_fins(country: Path, n: int) -> list[str]:
+    """``n`` well-formed FINs that no person of the country has."""
+    taken = {r["fin"] for r in country_query(country, "SELECT fin FROM persons")}
+    out: list[str] = []
+    for i in range(len(FIN_ALPHABET) ** 2):
+        fin = "ZZZZZ" + FIN_ALPHABET[i // len(FIN_ALPHABET)] + FIN_ALPHABET[i % len(FIN_ALPHABET)]
+        if fin not in taken:
+            out.append(fin)
+        if len(out) == n:
+            return out
+    raise AssertionError("no unused FIN found")
+
+
+def take_in(app: Haqq, items: Iterable[tuple[str, Any]], at: datetime) -> intake.IntakeReport:
+    """Parse ``(where, raw)`` items and store the good ones, as ``haqq ingest`` does."""
+    report = intake.IntakeReport()
+    parsed = intake.parse_all(items, report)
+    with app.engine.begin() as conn:
+        report.merge(intake.store(conn, parsed, received_at=at, wall=app.wall()))
+    return report
+
+
+def take_events(app: Haqq, raws: Sequence[dict[str, Any]], at: datetime) -> intake.IntakeReport:
+    return take_in(app, ((f"event {i + 1}", raw) for i, raw in enumerate(raws)), at)
+
+
+def run_at(app: Haqq, *moments: datetime) -> None:
+    """Run the pipeline until idle at each simulated moment in turn."""
+    for moment in moments:
+        app.worker(ManualClock(moment)).run_until_idle()
+
+
+def rows(engine: Engine, table: Table, *where: Any) -> list[dict[str, Any]]:
+    """Every row of ``table`` (matching ``where``) as plain dicts."""
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(table).where(*where))]
+
+
+def write_jsonl(path: Path, lines: Iterable[str | dict[str, Any]]) -> Path:
+    """A JSONL file of the given lines (dicts are encoded; strings are written as they are)."""
+    with path.open("w", encoding="utf-8") as fh:
+        for line in lines:
+            fh.write((line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n")
+    return path
