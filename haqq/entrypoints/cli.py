@@ -27,7 +27,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
 app.add_typer(country_app, name="country")
 
-console = Console()
+# Piped output (CI logs, `make demo | tee`) gets room for the summary tables.
+console = Console() if sys.stdout.isatty() else Console(width=130)
 err = Console(stderr=True)
 
 DbOption = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL; default $HAQQ_DATABASE_URL or sqlite:///haqq.db")]
@@ -327,11 +328,12 @@ def print_summary(s: reports.Summary, wall_seconds: float, events: int) -> None:
     t = Table(title="Cases by program and outcome")
     t.add_column("program")
     for st in states:
-        t.add_column(st, justify="right")
+        t.add_column(st.replace("_", " "), justify="right")
+    t.add_column("payments", justify="right")
     t.add_column("paid", justify="right")
     for program, by_state in sorted(s.cases.items()):
         n, total = s.paid.get(program, (0, 0))
-        t.add_row(program, *[f"{by_state.get(st, 0):,}" for st in states], f"{n:,} = {format_azn(total)}")
+        t.add_row(program, *[f"{by_state.get(st, 0):,}" for st in states], f"{n:,}", format_azn(total))
     console.print(t)
     console.print(
         f"accounts opened {s.accounts_opened:,} (refused {s.accounts_refused:,}); SMS sent {s.sms_sent:,} "
