@@ -174,10 +174,13 @@ def replay(
             clock.set(moment)
             _set_clock(app.engine, moment)
             if workers > 1:
+                # Back off while the workers are busy: each look costs the store a query.
+                pause = 0.005
                 while due_work(app, moment):
                     if not all(p.is_alive() for p in processes):
                         raise RuntimeError("a worker process died")
-                    time.sleep(0.01)
+                    time.sleep(pause)
+                    pause = min(pause * 1.5, 0.05)
             else:
                 worker.run_until_idle()
             if progress:

@@ -333,3 +333,19 @@ def test_upgrade_ingest_run_person_on_postgresql(
         assert count(engine, payments, payments.c.status == "accepted") > 0, payment_outcomes(engine)
     finally:
         flow.engine.dispose()
+
+
+def test_bench_pipeline_prints_its_figures_as_one_json_object(tmp_path: Path) -> None:
+    """The benchmark runs end to end on a tiny country and reports every key it promises
+    (its speed is measured by running it, never asserted here)."""
+    cache = tmp_path / "cache"
+    out = ok(haqq("bench", "pipeline", "--population", "2000", "--json", cwd=tmp_path, timeout=300))
+    figures = json.loads(out.strip().splitlines()[-1])
+    for key in ("cases_per_second", "events_per_second", "latency_p50_ms", "latency_p95_ms",
+                "latency_p99_ms", "store", "workers"):
+        assert key in figures, key
+    assert figures["store"] == "sqlite" and figures["workers"] == 1
+    assert figures["cases"] > 0 and figures["cases_finished"] == figures["cases"]
+    assert figures["cases_per_second"] > 0
+    assert not cache.exists()  # the default cache lives in the working directory
+    assert (tmp_path / ".bench-cache").is_dir()

@@ -16,7 +16,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Connection, Date, Table
+from sqlalchemy import JSON, Boolean, Connection, Date, Integer, Table
 from sqlalchemy.types import TypeEngine
 
 from haqq.adapters.store.schema import UtcDateTime
@@ -132,9 +132,21 @@ def insert_rows(
         return 0
     columns = tuple(rows[0])
     conflict = tuple(on_conflict_ignore) if on_conflict_ignore is not None else None
+    if conflict is None and conn.dialect.name == "postgresql":
+        return _copy_rows(conn, table, columns, rows)
     sql, plan = _plan(conn.dialect.name, table, columns, conflict, _mark(conn))
     result = conn.exec_driver_sql(sql, values(plan, columns, rows))
     return len(rows) if conflict is None else max(result.rowcount, 0)
+
+
+def _copy_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> int:
+    """PostgreSQL's COPY: many times cheaper for the server than row-by-row INSERTs."""
+    plan = tuple(_json_text if isinstance(table.c[c].type, JSON) else None for c in columns)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in values(plan, columns, rows):
+            copy.write_row(row)
+    return len(rows)
 
 
 def update_rows(
@@ -144,6 +156,9 @@ def update_rows(
     if not rows:
         return
     columns = tuple(c for c in rows[0] if c != key)
+    if conn.dialect.name == "postgresql":
+        _update_unnest(conn, table, key, columns, rows)
+        return
     mark = _mark(conn)
     sql = (
         f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)} "
@@ -152,3 +167,38 @@ def update_rows(
     order = (*columns, key)
     convert = [_converter(conn.dialect.name, table.c[c].type) for c in order]
     conn.exec_driver_sql(sql, values(convert, order, rows))
+
+
+def _pg_type(column_type: TypeEngine[Any]) -> str:
+    if isinstance(column_type, UtcDateTime):
+        return "timestamptz"
+    if isinstance(column_type, JSON):
+        return "text"  # sent as text, cast to json in the statement
+    if isinstance(column_type, Date):
+        return "date"
+    if isinstance(column_type, Boolean):
+        return "boolean"
+    if isinstance(column_type, Integer):
+        return "bigint"
+    return "text"
+
+
+def _update_unnest(
+    conn: Connection, table: Table, key: str, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]
+) -> None:
+    """One statement for the whole batch: ``UPDATE … FROM unnest(arrays) WHERE key = …``."""
+    order = (key, *columns)
+    types = [_pg_type(table.c[c].type) for c in order]
+    sets = ", ".join(
+        f"{c} = v.{c}::json" if isinstance(table.c[c].type, JSON) else f"{c} = v.{c}"
+        for c in columns
+    )
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    sql = (
+        f"UPDATE {table.name} SET {sets} FROM unnest({arrays}) AS v({', '.join(order)}) "
+        f"WHERE {table.name}.{key} = v.{key}"
+    )
+    plan = [_json_text if isinstance(table.c[c].type, JSON) else None for c in order]
+    data = values(plan, order, rows)
+    conn.exec_driver_sql(sql, tuple(list(col) for col in zip(*data, strict=True)))
+

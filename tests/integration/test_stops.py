@@ -1,0 +1,74 @@
+"""The stop on death, registered late: the monthly payment ends at the death, and money paid
+for the months after it becomes a recovery claim."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from haqq.adapters.store import db
+from haqq.adapters.store.schema import entitlements, payments, recovery_claims
+from haqq.bootstrap import Settings, build
+from haqq.country import generate_country
+from haqq.pipeline.work import BAKU
+from tests.helpers import country_event, country_query, rows, run_at, take_events
+
+
+@pytest.fixture(scope="module")
+def country_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("country") / "country.db"
+    generate_country(path, population=40_000, seed=3, year=2025)
+    return path
+
+
+def test_a_late_registered_death_stops_payments_and_claims_back(store_url: str, country_file: Path, tmp_path: Path) -> None:
+    # An adult whose disability status the registry holds since before the year, who dies in
+    # the spring; the status is reported to haqq at the start of the year.
+    found = country_query(
+        country_file,
+        "SELECT fin, death_date, disability_group FROM persons WHERE disability_group IS NOT NULL "
+        "AND disability_since < '2025-01-01' AND (disability_until IS NULL OR disability_until > death_date) "
+        "AND death_date BETWEEN '2025-04-15' AND '2025-10-01' AND birth_date < '1990-01-01' "
+        "AND phone IS NOT NULL AND mia_birth_date IS NULL AND resident = 1 ORDER BY fin LIMIT 1",
+    )
+    assert found, "the country has nobody with a disability status who dies in the spring"
+    fin, died = found[0]["fin"], date.fromisoformat(found[0]["death_date"])
+    grant = {
+        "source": "disability_registry", "event_id": f"TEST-DIS-{fin}", "type": "disability_status_granted",
+        "fin": fin, "occurred_at": "2025-01-06T10:00:00+04:00", "payload": {"group": found[0]["disability_group"]},
+    }
+    death = country_event(country_file, fin, "death_registered")
+    app = build(Settings(database_url=store_url, country=country_file))
+    db.upgrade(app.engine)
+
+    granted_at = datetime.fromisoformat(grant["occurred_at"])
+    take_events(app, [grant], granted_at)
+    # Run the months until six weeks after the death, without knowing of it yet.
+    moment = granted_at
+    late = datetime(died.year, died.month, died.day, tzinfo=BAKU) + timedelta(days=45)
+    while moment < late:
+        moment = min(moment + timedelta(days=5), late)
+        run_at(app, moment)
+    ent = rows(app.engine, entitlements, entitlements.c.fin == fin, entitlements.c.program_id == "disability_payment")
+    assert len(ent) == 1 and ent[0]["status"] == "active"
+    paid_after = [p for p in rows(app.engine, payments, payments.c.fin == fin) if p["period"] != "lump" and p["period_start"] > died]
+    assert paid_after and all(p["status"] == "accepted" for p in paid_after), "no month after the death was paid yet"
+
+    # The civil registry tells haqq of the death six weeks late.
+    take_events(app, [death], late)
+    run_at(app, late + timedelta(hours=1), late + timedelta(days=40))
+
+    ent = rows(app.engine, entitlements, entitlements.c.id == ent[0]["id"])[0]
+    assert ent["status"] == "ended" and ent["end_date"] == died
+    assert "death_registered" in ent["ended_reason"]
+    claims = rows(app.engine, recovery_claims, recovery_claims.c.fin == fin)
+    assert sorted(c["payment_id"] for c in claims) == sorted(p["id"] for p in paid_after)
+    assert sum(c["amount"] for c in claims) == sum(p["amount"] for p in paid_after)
+    assert all(c["status"] == "open" for c in claims)
+    # Nothing paid for a month after the death once it was known, and the month of the death stands.
+    later = [p for p in rows(app.engine, payments, payments.c.fin == fin) if p["period"] != "lump" and p["period_start"] > died]
+    assert {p["id"] for p in later} == {p["id"] for p in paid_after}
+    month_of_death = [p for p in rows(app.engine, payments, payments.c.fin == fin) if p["period"] == died.strftime("%Y-%m")]
+    assert month_of_death and month_of_death[0]["status"] == "accepted"
