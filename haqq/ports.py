@@ -45,7 +45,10 @@ class Service(StrEnum):
 
     @property
     def institution(self) -> str:
-        return self.value.split("/", 1)[0]
+        return _INSTITUTION[self]
+
+
+_INSTITUTION = {s: s.value.split("/", 1)[0] for s in Service}
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
         except InstitutionError as exc:
             failed[service] = str(exc)
     wall = ctx.wall()
+    names = {s: (s.value, s.institution) for s in wanted}
     for case in cases:
         missing = [s for s in case.program.services if s in failed]
         if missing:
@@ -48,24 +49,26 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
         sources: dict[str, object] = {}
         purpose = f"{case.program.names.en}: {case.event_type.value}"
         legal = case.program.legal_reference()
+        people = {case.beneficiary_fin, case.subject_fin}
         for service in case.program.services:
+            name, institution = names[service]
             found = answers[service]
             b_answer, s_answer = found[case.beneficiary_fin], found[case.subject_fin]
-            beneficiary[service.value] = b_answer.records.get(case.beneficiary_fin)
-            subject[service.value] = s_answer.records.get(case.subject_fin)
-            sources[service.value] = {
-                "institution": service.institution,
+            beneficiary[name] = b_answer.records.get(case.beneficiary_fin)
+            subject[name] = s_answer.records.get(case.subject_fin)
+            sources[name] = {
+                "institution": institution,
                 "message_id": b_answer.message_id,
                 "answered_at": b_answer.answered_at.isoformat(),
             }
-            for fin in {case.beneficiary_fin, case.subject_fin}:
+            for fin in people:
                 ctx.writes.access_log.append(
                     {
                         "fin": fin,
                         "at": case.at,
                         "wall_at": wall,
-                        "institution": service.institution,
-                        "service": service.value,
+                        "institution": institution,
+                        "service": name,
                         "message_id": found[fin].message_id,
                         "case_id": case.id,
                         "event_id": case.event_id,

@@ -38,12 +38,13 @@ def database_url(url: str | None = None) -> str:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=" + os.environ.get('HAQQ_SQLITE_SYNC', 'NORMAL'))
+    # NORMAL in WAL mode: a commit survives a crash of haqq; only a checkpoint waits for the
+    # disk. Checkpoints every 64 MB of WAL rather than every 4 MB: far fewer waits.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA wal_autocheckpoint=16384")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA cache_size=-65536")
-    for extra in filter(None, os.environ.get('HAQQ_SQLITE_PRAGMAS', '').split(';')):
-        cursor.execute('PRAGMA ' + extra)
     cursor.close()
 
 

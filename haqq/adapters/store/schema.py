@@ -116,7 +116,6 @@ cases = Table(
         postgresql_where=text("due_at IS NOT NULL"),
         sqlite_where=text("due_at IS NOT NULL"),
     ),
-    Index("ix_cases_state", "state"),
 )
 
 case_transitions = Table(
@@ -192,7 +191,8 @@ payments = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("key", String(80), nullable=False, unique=True),
-    Column("entitlement_id", ForeignKey("entitlements.id"), nullable=False, index=True),
+    # Looked up through the unique (entitlement_id, period) key, which leads with it.
+    Column("entitlement_id", ForeignKey("entitlements.id"), nullable=False),
     Column("case_id", ForeignKey("cases.id"), nullable=False),
     Column("fin", String(7), nullable=False, index=True),
     Column("program_id", String(60), nullable=False),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 18:05:48.242346
+Create Date: 2026-11-26 18:25:51.613332
 """
 
 from __future__ import annotations
@@ -126,7 +126,6 @@ def upgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_cases_beneficiary_fin'), ['beneficiary_fin'], unique=False)
         batch_op.create_index('ix_cases_due', ['due_at'], unique=False, postgresql_where=sa.text('due_at IS NOT NULL'), sqlite_where=sa.text('due_at IS NOT NULL'))
-        batch_op.create_index('ix_cases_state', ['state'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_subject_fin'), ['subject_fin'], unique=False)
 
     op.create_table('case_transitions',
@@ -225,7 +224,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.create_index('ix_payments_due', ['due_at'], unique=False, postgresql_where=sa.text("status = 'scheduled'"), sqlite_where=sa.text("status = 'scheduled'"))
-        batch_op.create_index(batch_op.f('ix_payments_entitlement_id'), ['entitlement_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_payments_fin'), ['fin'], unique=False)
 
     op.create_table('recovery_claims',
@@ -254,7 +252,6 @@ def downgrade() -> None:
     op.drop_table('recovery_claims')
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_payments_fin'))
-        batch_op.drop_index(batch_op.f('ix_payments_entitlement_id'))
         batch_op.drop_index('ix_payments_due', postgresql_where=sa.text("status = 'scheduled'"), sqlite_where=sa.text("status = 'scheduled'"))
 
     op.drop_table('payments')
@@ -277,7 +274,6 @@ def downgrade() -> None:
     op.drop_table('case_transitions')
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cases_subject_fin'))
-        batch_op.drop_index('ix_cases_state')
         batch_op.drop_index('ix_cases_due', postgresql_where=sa.text('due_at IS NOT NULL'), sqlite_where=sa.text('due_at IS NOT NULL'))
         batch_op.drop_index(batch_op.f('ix_cases_beneficiary_fin'))
 
