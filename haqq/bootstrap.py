@@ -62,7 +62,7 @@ class Settings:
             catalogue_dir=Path(p) if (p := os.environ.get("HAQQ_CATALOGUE")) else None,
         )
         values = {**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)
 
 
 @dataclass

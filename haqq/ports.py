@@ -12,7 +12,7 @@ retried call never opens, pays or texts twice.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, Protocol
@@ -170,13 +170,3 @@ class SmsGateway(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
-
-
-@dataclass(slots=True)
-class Institutional:
-    """The set of outside parties a pipeline talks to (built by the composition root)."""
-
-    institutions: Institutions
-    bank: Bank
-    sms: SmsGateway
-    extras: dict[str, Any] = field(default_factory=dict)

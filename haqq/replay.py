@@ -13,7 +13,7 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, exists, insert, select, update
@@ -203,4 +203,4 @@ def reset_store(app: Haqq) -> None:
             conn.execute(delete(table))
 
 
-__all__ = ["ReplayResult", "replay", "reset_store", "due_work", "DbClock", "UTC"]
+__all__ = ["DbClock", "ReplayResult", "due_work", "replay", "reset_store"]

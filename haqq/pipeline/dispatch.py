@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, select, update
 
 from haqq.adapters.store import bulk
-from haqq.adapters.store.repository import _locked, insert_ignore
+from haqq.adapters.store.repository import insert_ignore, skip_locked
 from haqq.adapters.store.schema import accounts, cases, inbound_sms, notifications, payments
 from haqq.domain.cases import CaseState
 from haqq.pipeline.consent import parse_reply
@@ -24,7 +24,7 @@ def send_account_requests(conn: Connection, bank: Bank, limit: int) -> int:
     stmt = select(accounts.c.fin, accounts.c.request_key, accounts.c.requested_at).where(
         accounts.c.status == "requested"
     ).limit(limit)
-    rows = conn.execute(_locked(stmt, conn, accounts)).all()
+    rows = conn.execute(skip_locked(stmt, conn, accounts)).all()
     if not rows:
         return 0
     bank.request_accounts(
@@ -37,7 +37,7 @@ def send_account_requests(conn: Connection, bank: Bank, limit: int) -> int:
 def take_account_answers(conn: Connection, bank: Bank, now: datetime, limit: int) -> int:
     """Ask the bank about open requests; an answer wakes the cases waiting on that person."""
     stmt = select(accounts.c.fin, accounts.c.request_key).where(accounts.c.status == "sent").limit(limit)
-    rows = conn.execute(_locked(stmt, conn, accounts)).all()
+    rows = conn.execute(skip_locked(stmt, conn, accounts)).all()
     if not rows:
         return 0
     answers = bank.account_answers([r.request_key for r in rows], as_of=now)
@@ -80,7 +80,7 @@ def send_payments(
         .order_by(payments.c.due_at)
         .limit(limit)
     )
-    rows = conn.execute(_locked(stmt, conn, payments)).all()
+    rows = conn.execute(skip_locked(stmt, conn, payments)).all()
     if not rows:
         return 0
     results = bank.transfer(
@@ -118,7 +118,7 @@ def send_sms(
         .order_by(notifications.c.due_at)
         .limit(limit)
     )
-    rows = conn.execute(_locked(stmt, conn, notifications)).all()
+    rows = conn.execute(skip_locked(stmt, conn, notifications)).all()
     if not rows:
         return 0
     results = sms.submit(
@@ -171,7 +171,7 @@ def apply_replies(conn: Connection, limit: int) -> int:
         .order_by(inbound_sms.c.received_at)
         .limit(limit)
     )
-    rows = conn.execute(_locked(stmt, conn, inbound_sms)).all()
+    rows = conn.execute(skip_locked(stmt, conn, inbound_sms)).all()
     if not rows:
         return 0
     parsed = {r.id: parse_reply(r.text) for r in rows}
@@ -187,7 +187,7 @@ def apply_replies(conn: Connection, limit: int) -> int:
             )
         ).all()
         targets = {(f.phone, f.reply_code): (f.id, f.state) for f in found}
-    outcomes = []
+    outcomes: list[tuple[int, str, str | None, str]] = []
     wakes = []
     for r in rows:
         reply = parsed[r.id]

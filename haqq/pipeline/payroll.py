@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, and_, exists, insert, literal, or_, select
 
-from haqq.adapters.store.repository import _locked, insert_ignore
+from haqq.adapters.store.repository import insert_ignore, skip_locked
 from haqq.adapters.store.schema import TS, accounts, entitlements, payments, payroll_runs
 from haqq.pipeline.pay import period_due
 
@@ -19,7 +19,7 @@ def run_month(conn: Connection, period: date, now: datetime) -> int:
     """Create the payments for ``period`` (a month's first day); returns how many."""
     label = period.strftime("%Y-%m")
     claimed = conn.execute(
-        _locked(select(payroll_runs.c.period).where(payroll_runs.c.period == label), conn, payroll_runs)
+        skip_locked(select(payroll_runs.c.period).where(payroll_runs.c.period == label), conn, payroll_runs)
     ).first()
     if claimed is not None:
         return 0

@@ -57,8 +57,8 @@ def _candidate(fin: str | None, person: ServiceAnswer, identity: ServiceAnswer) 
     )
 
 
-def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> tuple[list[dict[str, Any]], int]:
-    """Return the case rows to insert and how many events started nothing."""
+def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> list[dict[str, Any]]:
+    """The rows of the cases the events start (none for an event no program takes)."""
     programs = {e.id: ctx.catalogue.triggered_by(e.type) for e in claimed}
     relational = [e for e in claimed if any(p.beneficiary is not Beneficiary.SELF for p in programs[e.id])]
     as_of = ctx.as_of = max(e.received_at for e in claimed)
@@ -98,11 +98,8 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> tuple[list[dict[st
                     }
                 )
     rows: list[dict[str, Any]] = []
-    idle = 0
     wall = ctx.wall()
     for event in claimed:
-        if not programs[event.id]:
-            idle += 1
         for program in programs[event.id]:
             beneficiary, reason = _beneficiary(program, event, family, person, identity)
             fin = beneficiary or event.fin
@@ -145,7 +142,7 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> tuple[list[dict[st
                         "wall_at": wall, "cause": review,
                     }
                 )
-    return rows, idle
+    return rows
 
 
 def _beneficiary(

@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from haqq.domain.cases import CaseState, transition
 from haqq.domain.events import EventType
 from haqq.ports import Bank, Institutions, Service, ServiceAnswer, SmsGateway
 from haqq.rules.catalogue import Catalogue, Program
+
+if TYPE_CHECKING:
+    from haqq.adapters.store.repository import Lookup
 
 BAKU = ZoneInfo("Asia/Baku")
 
@@ -79,9 +82,9 @@ class StepContext:
     sms: SmsGateway
     now: datetime
     wall: Callable[[], datetime]
-    writes: Writes = field(default_factory=Writes)
     #: Read-only access to the store for set-wise lookups (one query per step per batch).
-    lookup: Any = None
+    lookup: Lookup
+    writes: Writes = field(default_factory=Writes)
     #: The moment registry data is asked "as of" for this batch (None: each step decides).
     as_of: datetime | None = None
     #: Answers already received in this batch, per service and moment, by FIN: a person's data

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
-from sqlalchemy import Engine, exists, select
+from sqlalchemy import Connection, Engine, exists, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from haqq.adapters.store import bulk, repository
@@ -75,7 +75,7 @@ class Worker:
     done: dict[str, int] = field(default_factory=dict)
     _failures: dict[str, int] = field(default_factory=dict)
 
-    def _context(self, now: datetime, conn: object) -> StepContext:
+    def _context(self, now: datetime, conn: Connection) -> StepContext:
         return StepContext(
             catalogue=self.catalogue,
             institutions=self.institutions,
@@ -84,7 +84,7 @@ class Worker:
             now=now,
             wall=self.wall,
             writes=Writes(),
-            lookup=repository.Lookup(conn),  # type: ignore[arg-type]
+            lookup=repository.Lookup(conn),
         )
 
     def _count(self, name: str, n: int) -> int:
@@ -107,7 +107,7 @@ class Worker:
                 .order_by(events.c.received_at, events.c.id)
                 .limit(self.batch_size)
             )
-            rows = conn.execute(repository._locked(stmt, conn, events)).all()
+            rows = conn.execute(repository.skip_locked(stmt, conn, events)).all()
             if not rows:
                 return 0
             claimed = {
@@ -117,7 +117,7 @@ class Worker:
                 for r in rows
             }
             ctx = self._context(now, conn)
-            new_cases, _ = triggers.run(list(claimed.values()), ctx)
+            new_cases = triggers.run(list(claimed.values()), ctx)
             batch = [
                 CaseWork(
                     id=row["id"],

@@ -58,7 +58,7 @@ def _json_text(value: Any) -> str | None:
 def _pg_json(value: Any) -> Any:
     from psycopg.types.json import Json
 
-    return None if value is None else Json(value, dumps=_json_text)
+    return None if value is None else Json(value, dumps=lambda v: orjson.dumps(v).decode())
 
 
 def _converter(dialect: str, column_type: TypeEngine[Any]) -> Convert:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -51,7 +51,8 @@ def insert_ignore(
     return bulk.insert_rows(conn, table, rows, on_conflict_ignore=keys)
 
 
-def _locked(stmt: Any, conn: Connection, of: Table) -> Any:
+def skip_locked(stmt: Any, conn: Connection, of: Table) -> Any:
+    """Claim the selected rows: locked for this transaction, skipped by other workers."""
     if conn.dialect.name == "postgresql":
         return stmt.with_for_update(skip_locked=True, of=of)
     return stmt
@@ -77,7 +78,7 @@ def claim_cases(
         .order_by(cases.c.due_at)
         .limit(limit)
     )
-    rows = conn.execute(_locked(stmt, conn, cases)).all()
+    rows = conn.execute(skip_locked(stmt, conn, cases)).all()
     return [
         CaseWork(
             id=r.id,
@@ -285,8 +286,12 @@ def end_rights(conn: Connection, stops: Sequence[dict[str, Any]], now: datetime)
     later = (
         f"entitlement_id = {mark} AND period <> 'lump' AND period_start > {mark}"
     )
-    day = (lambda d: d.isoformat()) if conn.dialect.name == "sqlite" else (lambda d: d)
-    stamp = bulk._sqlite_time(now) if conn.dialect.name == "sqlite" else now
+    sqlite = conn.dialect.name == "sqlite"
+
+    def day(d: date) -> date | str:
+        return d.isoformat() if sqlite else d
+
+    stamp = bulk._sqlite_time(now) if sqlite else now
     conn.exec_driver_sql(
         f"UPDATE payments SET status = 'cancelled', reason = {mark} WHERE {later} AND status = 'scheduled'",
         [(e["ended_reason"], e["id"], day(e["end_date"])) for e in ended],
