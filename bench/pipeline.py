@@ -62,6 +62,7 @@ def run_bench(
     return {
         "store": app.engine.dialect.name,
         "workers": workers,
+        "tick_days": tick_days,
         "population": population,
         "events": result.events,
         "cases": total,

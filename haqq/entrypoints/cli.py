@@ -359,7 +359,9 @@ def bench_pipeline(
     population: Annotated[int, typer.Option(min=1000)] = 1_000_000,
     workers: Annotated[int, typer.Option(min=1)] = 1,
     seed: int = 1,
-    tick_days: Annotated[int, typer.Option(min=1, max=31)] = 1,
+    tick_days: Annotated[
+        int, typer.Option(min=1, max=31, help="simulated days taken in per round (batching only)")
+    ] = 7,
     batch_size: Annotated[int, typer.Option(min=10)] = 2000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
