@@ -16,22 +16,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, exists, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
+from haqq.adapters.store import repository
 from haqq.adapters.store.schema import (
     accounts,
-    cases,
-    events,
-    inbound_sms,
-    notifications,
-    payments,
     sim_clock,
 )
 from haqq.bootstrap import Haqq, ManualClock, Settings, build
 from haqq.country import iter_events
 from haqq.domain.events import parse_event
 from haqq.pipeline import intake
-from haqq.pipeline.work import BAKU
+from haqq.pipeline.work import BAKU, local_date
 
 DRAIN = timedelta(days=45)
 
@@ -79,18 +75,13 @@ def _worker_process(settings: Settings, batch_size: int) -> None:
 
 def due_work(app: Haqq, now: datetime) -> bool:
     """Whether any work is due at ``now`` (committed state: claimed rows still count)."""
-    checks = (
-        select(events.c.id).where(events.c.status == "received", events.c.received_at <= now),
-        select(cases.c.id).where(cases.c.due_at <= now),
-        select(accounts.c.fin).where(accounts.c.status == "requested"),
-        select(payments.c.id).where(payments.c.status == "scheduled", payments.c.due_at <= now),
-        select(notifications.c.id).where(notifications.c.status == "pending", notifications.c.due_at <= now),
-        select(inbound_sms.c.id).where(inbound_sms.c.status == "new"),
-    )
     with app.engine.connect().execution_options(read_only=True) as conn:
-        if any(conn.execute(select(*(exists(q) for q in checks))).one()):
+        due = repository.due_kinds(conn, now, local_date(now).strftime("%Y-%m")) - {"payroll"}
+        if due - {"account_answers"}:
             return True
-        sent = [k for (k,) in conn.execute(select(accounts.c.request_key).where(accounts.c.status == "sent"))]
+        sent = []
+        if due:
+            sent = [k for (k,) in conn.execute(select(accounts.c.request_key).where(accounts.c.status == "sent"))]
     # Answers the outside world holds for haqq: the simulated bank's and citizens'.
     if sent and any(a.status != "pending" for a in app.bank.account_answers(sent, as_of=now).values()):
         return True

@@ -1,6 +1,6 @@
 """The worker: claim a batch, run the steps on it in memory, write it in one transaction.
 
-Each unit of work (a batch of events, a batch of cases, each outbox sender) is its own
+Each unit of work (a batch of events, a batch of cases, a round of the outbox) is its own
 transaction: a crash at any point loses nothing (the claim is rolled back) and duplicates
 nothing (effects carry idempotency keys). Several workers on PostgreSQL share the load through
 ``FOR UPDATE SKIP LOCKED``.
@@ -14,19 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
-from sqlalchemy import Connection, Engine, exists, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from haqq.adapters.store import bulk, repository
-from haqq.adapters.store.schema import (
-    accounts,
-    cases,
-    events,
-    inbound_sms,
-    notifications,
-    payments,
-    payroll_runs,
-)
+from haqq.adapters.store.schema import cases, events
 from haqq.domain.cases import CaseState
 from haqq.domain.events import EventType
 from haqq.pipeline import (
@@ -182,20 +174,10 @@ class Worker:
 
     def pending(self, now: datetime) -> set[str]:
         """Which kinds of work are due at ``now``: one cheap read, so an idle round costs little."""
-        checks = {
-            "events": select(events.c.id).where(events.c.status == "received", events.c.received_at <= now),
-            "cases": select(cases.c.id).where(cases.c.due_at <= now),
-            "accounts": select(accounts.c.fin).where(accounts.c.status.in_(("requested", "sent"))),
-            "payments": select(payments.c.id).where(payments.c.status == "scheduled", payments.c.due_at <= now),
-            "sms": select(notifications.c.id).where(notifications.c.status == "pending", notifications.c.due_at <= now),
-            "replies": select(inbound_sms.c.id).where(inbound_sms.c.status == "new"),
-            "payroll": select(payroll_runs.c.period).where(payroll_runs.c.period == local_date(now).strftime("%Y-%m")),
-        }
-        query = select(*(exists(q).label(name) for name, q in checks.items()))
         with self.engine.connect().execution_options(read_only=True) as conn:
-            row = conn.execute(query).one()._mapping
-        due = {name for name in checks if row[name]}
-        due ^= {"payroll"}  # payroll is due when this month has *no* run yet
+            due = repository.due_kinds(conn, now, local_date(now).strftime("%Y-%m"))
+        if due & {"account_requests", "account_answers"}:
+            due.add("accounts")
         if self.sms.inbound(as_of=now, limit=1):
             due.add("inbound")
         return due

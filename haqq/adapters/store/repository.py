@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     Connection,
     Table,
+    exists,
     or_,
     select,
 )
@@ -27,8 +28,10 @@ from haqq.adapters.store.schema import (
     decisions,
     entitlements,
     events,
+    inbound_sms,
     notifications,
     payments,
+    payroll_runs,
 )
 from haqq.domain.cases import CaseState
 from haqq.domain.events import EventType
@@ -101,6 +104,27 @@ def claim_cases(
         )
         for r in rows
     ]
+
+
+def due_kinds(conn: Connection, now: datetime, month: str) -> set[str]:
+    """Which kinds of stored work are due at ``now``, in one cheap read.
+
+    ``events``, ``cases``, ``account_requests`` (to send), ``account_answers`` (awaited),
+    ``payments``, ``sms``, ``replies``, and ``payroll`` when ``month`` has no run yet.
+    """
+    checks = {
+        "events": select(events.c.id).where(events.c.status == "received", events.c.received_at <= now),
+        "cases": select(cases.c.id).where(cases.c.due_at <= now),
+        "account_requests": select(accounts.c.fin).where(accounts.c.status == "requested"),
+        "account_answers": select(accounts.c.fin).where(accounts.c.status == "sent"),
+        "payments": select(payments.c.id).where(payments.c.status == "scheduled", payments.c.due_at <= now),
+        "sms": select(notifications.c.id).where(notifications.c.status == "pending", notifications.c.due_at <= now),
+        "replies": select(inbound_sms.c.id).where(inbound_sms.c.status == "new"),
+        "payroll": select(payroll_runs.c.period).where(payroll_runs.c.period == month),
+    }
+    row = conn.execute(select(*(exists(q).label(name) for name, q in checks.items()))).one()._mapping
+    due = {name for name in checks if row[name]}
+    return due ^ {"payroll"}  # payroll is due when the month has *no* run yet
 
 
 # --- lookups ---------------------------------------------------------------------------------
