@@ -132,8 +132,10 @@ def insert_rows(
         return 0
     columns = tuple(rows[0])
     conflict = tuple(on_conflict_ignore) if on_conflict_ignore is not None else None
-    if conflict is None and conn.dialect.name == "postgresql":
-        return _copy_rows(conn, table, columns, rows)
+    if conn.dialect.name == "postgresql":
+        if conflict is None:
+            return _copy_rows(conn, table, columns, rows)
+        return _insert_unnest(conn, table, columns, rows, conflict)
     sql, plan = _plan(conn.dialect.name, table, columns, conflict, _mark(conn))
     result = conn.exec_driver_sql(sql, values(plan, columns, rows))
     return len(rows) if conflict is None else max(result.rowcount, 0)
@@ -201,4 +203,28 @@ def _update_unnest(
     plan = [_json_text if isinstance(table.c[c].type, JSON) else None for c in order]
     data = values(plan, order, rows)
     conn.exec_driver_sql(sql, tuple(list(col) for col in zip(*data, strict=True)))
+
+
+def _insert_unnest(
+    conn: Connection,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: Sequence[dict[str, Any]],
+    conflict: tuple[str, ...],
+) -> int:
+    """One ``INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`` for the batch."""
+    types = [_pg_type(table.c[c].type) for c in columns]
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    picks = ", ".join(
+        f"v.{c}::json" if isinstance(table.c[c].type, JSON) else f"v.{c}" for c in columns
+    )
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"SELECT {picks} FROM unnest({arrays}) AS v({', '.join(columns)}) "
+        f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+    )
+    plan = [_json_text if isinstance(table.c[c].type, JSON) else None for c in columns]
+    data = values(plan, columns, rows)
+    result = conn.exec_driver_sql(sql, tuple(list(col) for col in zip(*data, strict=True)))
+    return max(result.rowcount, 0)
 
