@@ -287,10 +287,11 @@ def demo(
     with app_.engine.connect() as conn:
         s = reports.summary(conn)
     print_summary(s, result.wall_seconds, result.events)
-    console.print(
-        "\nLook at one person with [bold]haqq person FIN[/bold] (FINs are in the tables above "
-        "and in [bold]haqq country export events.jsonl[/bold])."
-    )
+    with app_.engine.connect() as conn:
+        examples = reports.examples(conn)
+    console.print("\nLook at one person with [bold]haqq person FIN[/bold], for example:")
+    for fin, what in examples:
+        console.print(f"  haqq person {fin}   # {what}")
 
 
 @app.command("replay")

@@ -150,3 +150,25 @@ def person(conn: Connection, fin: str) -> dict[str, Any]:
 
 def iso(value: Any) -> str:
     return value.isoformat(timespec="minutes") if isinstance(value, datetime) else str(value)
+
+
+def examples(conn: Connection) -> list[tuple[str, str]]:
+    """A few people worth looking at after a replay: one per kind of story."""
+    stories = [
+        ("birth_benefit", "closed", "a parent paid the birth benefit"),
+        ("disability_payment", "closed", "a person paid the disability payment monthly"),
+        ("funeral_allowance", "declined", "a spouse or child who declined the funeral allowance by SMS"),
+        ("funeral_allowance", "needs_review", "a case a caseworker must look at"),
+    ]
+    found = []
+    for program, state, what in stories:
+        fin = conn.execute(
+            select(cases.c.beneficiary_fin)
+            .where(cases.c.program_id == program, cases.c.state == state)
+            .order_by(cases.c.id)
+            .limit(1)
+        ).scalar()
+        if fin:
+            found.append((fin, what))
+    return found
+
