@@ -23,6 +23,7 @@ from haqq.adapters.store.schema import (
     recovery_claims,
 )
 from haqq.domain.cases import RESTING
+from haqq.pipeline.work import BAKU
 
 
 @dataclass
@@ -149,7 +150,10 @@ def person(conn: Connection, fin: str) -> dict[str, Any]:
 
 
 def iso(value: Any) -> str:
-    return value.isoformat(timespec="minutes") if isinstance(value, datetime) else str(value)
+    """A moment as people in Baku read it (a date or anything else as it is)."""
+    if isinstance(value, datetime):
+        return value.astimezone(BAKU).strftime("%Y-%m-%d %H:%M")
+    return str(value)
 
 
 def examples(conn: Connection) -> list[tuple[str, str]]:
