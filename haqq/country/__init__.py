@@ -1,15 +1,14 @@
 """The synthetic country: registries and a year of life events for the simulated institutions."""
 
-from haqq.country.generate import (
-    BANK_CODE,
-    CountryInfo,
+from haqq.country.arrays import BANK_CODE
+from haqq.country.events import (
     count_events,
     export_jsonl,
-    generate_country,
     iter_events,
     read_info,
     year_bounds,
 )
+from haqq.country.generate import CountryInfo, generate_country
 
 __all__ = [
     "BANK_CODE",
