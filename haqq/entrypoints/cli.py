@@ -147,7 +147,6 @@ def run(
     """Run the pipeline on the system clock until nothing is due (or forever with --follow)."""
     import multiprocessing
 
-
     app_ = _build(database_url, country)
     db.ensure_ready(app_.engine)
     if workers > 1 and app_.engine.dialect.name == "sqlite":
@@ -274,7 +273,7 @@ def demo(
     """Build a synthetic country, replay a year of its life events through the pipeline, and
     print what happened."""
     from haqq.country import generate_country
-    from haqq.replay import replay, reset_store
+    from haqq.replay import reset_store
 
     country_path = country or Path("country.db")
     with progress_bar(f"generating {population:,} people") as update:
@@ -282,11 +281,7 @@ def demo(
     app_ = _build(database_url, country_path, seed=seed)
     db.upgrade(app_.engine)
     reset_store(app_)
-    with progress_bar(f"replaying {year}") as update:
-        result = replay(app_, year=year, workers=workers, tick=timedelta(days=tick_days), progress=update)
-    with app_.engine.connect() as conn:
-        s = reports.summary(conn)
-    print_summary(s, result.wall_seconds, result.events)
+    _replay_and_summarise(app_, year, workers, tick_days, batch_size=1000)
     with app_.engine.connect() as conn:
         examples = reports.examples(conn)
     console.print("\nLook at one person with [bold]haqq person FIN[/bold], for example:")
@@ -304,10 +299,14 @@ def replay_cmd(
     country: CountryOption = None,
 ) -> None:
     """Replay the country's year into the store on a simulated clock; resumes if interrupted."""
-    from haqq.replay import replay
-
     app_ = _build(database_url, country)
     db.ensure_ready(app_.engine)
+    _replay_and_summarise(app_, year, workers, tick_days, batch_size)
+
+
+def _replay_and_summarise(app_: Any, year: int, workers: int, tick_days: int, batch_size: int) -> None:
+    from haqq.replay import replay
+
     with progress_bar(f"replaying {year}") as update:
         result = replay(
             app_, year=year, workers=workers, tick=timedelta(days=tick_days),

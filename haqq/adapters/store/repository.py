@@ -178,49 +178,28 @@ class Lookup:
 
 # --- writes ----------------------------------------------------------------------------------
 
+def _case_row(c: CaseWork, now: datetime) -> dict[str, Any]:
+    return {
+        "state": c.state.value,
+        "due_at": c.due_at,
+        "updated_at": now,
+        "review_reason": c.review_reason,
+        "consent_answer": c.consent_answer,
+        "reminders": c.reminders,
+        "attempts": c.attempts,
+        "id": c.id,
+    }
+
+
 def flush(conn: Connection, batch: Sequence[CaseWork], writes: Writes, now: datetime) -> None:
     """Write everything a batch produced. The caller's transaction makes it all-or-nothing."""
     # Entitlements first: their unique key is the guard against paying twice.
     bulk.insert_rows(conn, entitlements, writes.entitlements)
-    bulk.update_rows(
-        conn,
-        cases,
-        "id",
-        [
-            {
-                "state": c.state.value,
-                "due_at": c.due_at,
-                "updated_at": now,
-                "review_reason": c.review_reason,
-                "consent_answer": c.consent_answer,
-                "reminders": c.reminders,
-                "attempts": c.attempts,
-                "id": c.id,
-            }
-            for c in batch
-            if c.changed and not c.facts_changed
-        ],
-    )
-    bulk.update_rows(
-        conn,
-        cases,
-        "id",
-        [
-            {
-                "state": c.state.value,
-                "due_at": c.due_at,
-                "updated_at": now,
-                "review_reason": c.review_reason,
-                "consent_answer": c.consent_answer,
-                "reminders": c.reminders,
-                "attempts": c.attempts,
-                "facts": c.facts,
-                "id": c.id,
-            }
-            for c in batch
-            if c.facts_changed
-        ],
-    )
+    changed = [_case_row(c, now) for c in batch if c.changed and not c.facts_changed]
+    gathered = [{**_case_row(c, now), "facts": c.facts} for c in batch if c.facts_changed]
+    # Two statements: every row of one statement sets the same columns.
+    bulk.update_rows(conn, cases, "id", changed)
+    bulk.update_rows(conn, cases, "id", gathered)
     bulk.insert_rows(conn, case_transitions, writes.transitions)
     bulk.insert_rows(conn, decisions, writes.decisions)
     bulk.insert_rows(conn, data_access_log, _one_per_use(writes.access_log))
