@@ -172,7 +172,7 @@ class _ChunkBuilder:
 
     def _parents(self) -> None:
         rng, age, n = self.rng, self.age, self.n
-        p_link = np.select([age < 18, age < 30, age < 55], [1.0, 0.7, 0.4], 0.0)
+        p_link = np.select([age < 18, age < 30, age < 55, age < 70], [1.0, 0.9, 0.8, 0.6], 0.3)
         linked = np.flatnonzero(rng.random(n) < p_link)
         # The mother's age at the birth: mostly 20-35, never under 18 or over 46 (ages are whole
         # years and birthdays fall anywhere in the year, hence a whole-year gap of 19 to 45).
