@@ -57,8 +57,8 @@ def run_bench(
             total = conn.execute(select(func.count()).select_from(cases)).scalar_one()
             sim, wall_lat = reports.first_sms_latencies(conn)
         app.engine.dispose()
-    lat = reports._percentiles(wall_lat, 1000)
-    sim_h = reports._percentiles(sim, 1 / 3600)
+    lat = reports.percentiles(wall_lat, 1000)
+    sim_h = reports.percentiles(sim, 1 / 3600)
     return {
         "store": app.engine.dialect.name,
         "workers": workers,

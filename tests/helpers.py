@@ -15,9 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, Table, select
 
 from haqq.bootstrap import Haqq, ManualClock
+from haqq.country import generate_country
 from haqq.domain.fin import FIN_ALPHABET
 from haqq.pipeline import intake
 
@@ -25,6 +27,13 @@ from haqq.pipeline import intake
 #: dies the day after giving birth, with the child's father alive (the out-of-order case).
 POPULATION = 2_900
 SEED = 7
+
+
+def generated_country(factory: pytest.TempPathFactory, population: int, seed: int) -> Path:
+    """A synthetic country of 2025 in a module-scoped temporary folder."""
+    path = factory.mktemp("country") / "country.db"
+    generate_country(path, population=population, seed=seed, year=2025)
+    return path
 
 
 def country_query(country: Path, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:

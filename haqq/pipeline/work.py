@@ -6,7 +6,7 @@ everything of a batch in one transaction, so a crash leaves either all of it or 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -38,7 +38,6 @@ class CaseWork:
     due_at: datetime | None
     event_id: int
     event_type: EventType
-    event_payload: Mapping[str, Any]
     occurred_at: datetime
     subject_fin: str
     beneficiary_fin: str

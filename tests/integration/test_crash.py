@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from haqq.adapters.store import db
 from haqq.adapters.store.schema import case_transitions, sim_clock
 from haqq.bootstrap import Settings, build
-from haqq.country import generate_country
+from tests.helpers import generated_country
 from tests.invariants import check_invariants
 
 HAQQ = str(Path(sys.executable).with_name("haqq"))
@@ -30,9 +30,7 @@ HAQQ = str(Path(sys.executable).with_name("haqq"))
 
 @pytest.fixture(scope="module")
 def country_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("country") / "country.db"
-    generate_country(path, population=30_000, seed=5, year=2025)
-    return path
+    return generated_country(tmp_path_factory, population=30_000, seed=5)
 
 
 def test_killed_replay_finishes_every_case_once(store_url: str, country_file: Path, tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ from haqq.adapters.store.schema import (
     payments,
 )
 from haqq.bootstrap import Haqq, Settings, build
-from haqq.country import generate_country
 from haqq.replay import replay
+from tests.helpers import generated_country
 from tests.invariants import check_invariants
 
 YEAR = 2025
@@ -30,9 +30,7 @@ YEAR = 2025
 
 @pytest.fixture(scope="module")
 def country_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("country") / "country.db"
-    generate_country(path, population=6000, seed=11, year=YEAR)
-    return path
+    return generated_country(tmp_path_factory, population=6000, seed=11)
 
 
 def fresh_app(country_file: Path, tmp_path: Path, url: str) -> Haqq:

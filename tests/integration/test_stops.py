@@ -11,16 +11,13 @@ import pytest
 from haqq.adapters.store import db
 from haqq.adapters.store.schema import entitlements, payments, recovery_claims
 from haqq.bootstrap import Settings, build
-from haqq.country import generate_country
 from haqq.pipeline.work import BAKU
-from tests.helpers import country_event, country_query, rows, run_at, take_events
+from tests.helpers import country_event, country_query, generated_country, rows, run_at, take_events
 
 
 @pytest.fixture(scope="module")
 def country_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("country") / "country.db"
-    generate_country(path, population=40_000, seed=3, year=2025)
-    return path
+    return generated_country(tmp_path_factory, population=40_000, seed=3)
 
 
 def test_a_late_registered_death_stops_payments_and_claims_back(store_url: str, country_file: Path, tmp_path: Path) -> None:

@@ -48,7 +48,8 @@ class Summary:
         return sum(n for v in self.cases.values() for s, n in v.items() if s in RESTING)
 
 
-def _percentiles(values: list[float], scale: float) -> dict[str, float]:
+def percentiles(values: list[float], scale: float) -> dict[str, float]:
+    """p50, p95 and p99 of ``values`` times ``scale`` (empty when there are none)."""
     if not values:
         return {}
     arr = np.asarray(values, dtype=float) * scale
@@ -111,8 +112,8 @@ def summary(conn: Connection) -> Summary:
     ).one()
     s.recoveries = (n, int(total))
     sim, wall = first_sms_latencies(conn)
-    s.latency_sim_hours = _percentiles(sim, 1 / 3600)
-    s.latency_wall_ms = _percentiles(wall, 1000)
+    s.latency_sim_hours = percentiles(sim, 1 / 3600)
+    s.latency_wall_ms = percentiles(wall, 1000)
     return s
 
 

@@ -72,7 +72,7 @@ def claim_cases(
             cases.c.id, cases.c.program_id, cases.c.state, cases.c.due_at, cases.c.event_id,
             cases.c.subject_fin, cases.c.beneficiary_fin, cases.c.created_at, cases.c.facts,
             cases.c.review_reason, cases.c.consent_answer, cases.c.reminders, cases.c.attempts,
-            events.c.type, events.c.payload, events.c.occurred_at,
+            events.c.type, events.c.occurred_at,
             decisions.c.outcome, decisions.c.amount,
         )
         .join(events, events.c.id == cases.c.event_id)
@@ -90,7 +90,6 @@ def claim_cases(
             due_at=r.due_at,
             event_id=r.event_id,
             event_type=EventType(r.type),
-            event_payload=r.payload,
             occurred_at=r.occurred_at,
             subject_fin=r.subject_fin,
             beneficiary_fin=r.beneficiary_fin,
