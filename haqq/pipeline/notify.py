@@ -9,12 +9,13 @@ from typing import Any
 from haqq.domain.cases import CaseState
 from haqq.pipeline import messages
 from haqq.pipeline.work import CaseWork, StepContext
+from haqq.ports import Service
 
 
 def contact(case: CaseWork) -> tuple[str | None, str]:
     """The beneficiary's phone and language, as the mobile number registry said."""
     facts = case.facts or {}
-    record: Any = (facts.get("beneficiary") or {}).get("mobile_registry/number") or {}
+    record: Any = (facts.get("beneficiary") or {}).get(Service.MOBILE_NUMBER.value) or {}
     return record.get("phone"), record.get("language") or "az"
 
 

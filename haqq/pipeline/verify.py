@@ -12,8 +12,11 @@ from collections.abc import Sequence
 
 from haqq.domain.cases import CaseState
 from haqq.pipeline.work import CaseWork, StepContext, local_date
+from haqq.ports import Service
 from haqq.rules.catalogue import Program
 from haqq.rules.evaluate import Outcome, decide
+
+CONTACT = Service.MOBILE_NUMBER.value
 
 
 def once_key(program: Program, subject_fin: str, beneficiary_fin: str) -> str:
@@ -41,6 +44,10 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
         record = decision.as_dict()
         record["sources"] = facts.get("sources", {})
         case.decision = {"outcome": decision.outcome.value, "amount": decision.amount}
+        # The decision keeps the data it used; the case keeps only what later steps need (how
+        # to reach the beneficiary), not a second copy of everyone's records.
+        case.facts = {"beneficiary": {CONTACT: (facts.get("beneficiary") or {}).get(CONTACT)}}
+        case.facts_changed = True
         ctx.writes.decisions.append(
             {
                 "case_id": case.id,

@@ -37,7 +37,7 @@ def _sqlite_time(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is UTC:  # the common case: times read from the store are UTC already
-        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value.isoformat(" ", "microseconds")[:26]
     return _sqlite_text(value)
 
 
@@ -99,20 +99,22 @@ def values(
         return [(only(get(r)) if only else get(r),) for r in rows]
     if not converting:
         return [get(r) for r in rows]
-    # A batch stamps many rows with the same few moments and values: convert each once.
-    memo: dict[Any, Any] = {}
+    # A batch stamps many rows with the very same few moments: convert each object once. Keyed
+    # by identity (hashing an aware datetime asks its zone for the offset): every object stays
+    # alive in ``rows`` during the call, so an id cannot be reused.
+    memos: list[tuple[int, Callable[[Any], Any], dict[int, Any]]] = [
+        (i, f, {}) for i, f in converting
+    ]
     out = []
     for r in rows:
         row = list(get(r))
-        for i, f in converting:
+        for i, f, memo in memos:
             v = row[i]
-            key = (i, v) if isinstance(v, datetime) else None
-            if key is None:
-                row[i] = f(v)
-            elif (hit := memo.get(key)) is not None:
-                row[i] = hit
+            if type(v) is datetime:
+                hit = memo.get(id(v))
+                row[i] = hit if hit is not None else memo.setdefault(id(v), f(v))
             else:
-                row[i] = memo[key] = f(v)
+                row[i] = f(v)
         out.append(tuple(row))
     return out
 
