@@ -20,6 +20,9 @@ StrArray = npt.NDArray[np.str_]
 #: The partner bank's code inside its IBANs (``AZkk HAQB nnnn…``).
 BANK_CODE = "HAQB"
 MAX_POPULATION = 50_000_000
+#: "No date" for day columns that can hold dates before 1970 (negative day numbers); the
+#: others, all later than 1970, use -1.
+NO_DAY = -1_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import numpy.typing as npt
 from haqq.country import names
 from haqq.country.arrays import (
     BANK_CODE,
+    NO_DAY,
     BoolArray,
     IntArray,
     StrArray,
@@ -166,7 +167,7 @@ class _ChunkBuilder:
         wed = self.birth[wives] + (at_age * 365.25).astype(np.int64)
         wed = np.maximum(wed, _add_years(self.birth[husbands], 18))
         wed = np.minimum(wed, self.y0 - 1)
-        self.married_on = np.full(n, -1, dtype=np.int64)
+        self.married_on = np.full(n, NO_DAY, dtype=np.int64)
         self.married_on[wives] = wed
         self.married_on[husbands] = wed
 
@@ -293,7 +294,7 @@ class _ChunkBuilder:
         # The interior ministry's birth date disagrees with the civil registry for a few persons.
         odd = rng.random(n) < INCONSISTENT_BIRTH_DATE_SHARE
         shift = rng.choice(np.array([-365, -31, -1, 1, 10, 365]), size=n)
-        self.mia_birth = np.where(odd, self.birth + shift, -1)
+        self.mia_birth = np.where(odd, self.birth + shift, NO_DAY)
         # Phones: SIM cards are registered to persons aged 16+; a few have none.
         has_phone = (age >= 16) & (rng.random(n) >= NO_PHONE_SHARE)
         code = _affine(self.gid, self.keys.phone, 7 * 10**7)
@@ -610,6 +611,9 @@ class _ChunkBuilder:
         def day(days: IntArray) -> list[Any]:
             return _opt(_dates(np.maximum(days, 0)), days >= 0)
 
+        def any_day(days: IntArray) -> list[Any]:
+            return _opt(_dates(np.where(days == NO_DAY, 0, days)), days != NO_DAY)
+
         sex = np.where(self.female, "F", "M")
         household = self.start + self.hh
         columns: list[Callable[[slice], list[Any]]] = [
@@ -618,12 +622,12 @@ class _ChunkBuilder:
             lambda s: self.names[s].tolist(),
             lambda s: sex[s].tolist(),
             lambda s: _dates(self.birth[s]).tolist(),
-            lambda s: day(self.mia_birth[s]),
+            lambda s: any_day(self.mia_birth[s]),
             lambda s: day(self.death[s]),
             lambda s: link(self.mother[s]),
             lambda s: link(self.father[s]),
             lambda s: link(self.spouse[s]),
-            lambda s: day(self.married_on[s]),
+            lambda s: any_day(self.married_on[s]),
             lambda s: household[s].tolist(),
             lambda s: self.address[s].tolist(),
             lambda s: self.resident[s].astype(np.int64).tolist(),

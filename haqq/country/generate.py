@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import multiprocessing
 import os
+import shutil
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from haqq.country import snapshot
 from haqq.country.arrays import BANK_CODE, MAX_POPULATION, _baku_offset, _keys
 from haqq.country.build import _ChunkBuilder
 from haqq.country.schema import (
@@ -64,8 +66,11 @@ class _ChunkSpec:
     offset: str
 
 
-def _build_and_write(conn: sqlite3.Connection, spec: _ChunkSpec) -> tuple[int, int]:
-    """Generate one chunk and insert it through ``conn``; returns (persons, events)."""
+def _build_and_write(
+    conn: sqlite3.Connection, spec: _ChunkSpec, staging: Path
+) -> tuple[int, int]:
+    """Generate one chunk, insert it through ``conn`` and write its registry snapshot into
+    ``staging``; returns (persons, events)."""
     rng = np.random.default_rng([spec.seed, spec.year, spec.population, spec.chunk_no])
     builder = _ChunkBuilder(
         rng=rng,
@@ -79,11 +84,17 @@ def _build_and_write(conn: sqlite3.Connection, spec: _ChunkSpec) -> tuple[int, i
     )
     persons, events, accounts = builder.build()
     _write_chunk(conn, persons, events, accounts)
+    snapshot.write_chunk(staging, spec.chunk_no, snapshot.chunk_frame(builder))
     return builder.persons_count, len(events)
 
 
 def _part_path(tmp: Path, chunk_no: int) -> Path:
     return tmp.with_name(f"{tmp.name}.part{chunk_no}")
+
+
+def _staging(tmp: Path) -> Path:
+    """Where the snapshot of the file being written grows until it is complete."""
+    return tmp.with_name(f"{tmp.name}.registry")
 
 
 def _build_part(tmp: Path, spec: _ChunkSpec) -> tuple[int, int]:
@@ -94,7 +105,7 @@ def _build_part(tmp: Path, spec: _ChunkSpec) -> tuple[int, int]:
     try:
         for ddl in REGISTRY_DDL:
             conn.execute(ddl)
-        return _build_and_write(conn, spec)
+        return _build_and_write(conn, spec, _staging(tmp))
     finally:
         conn.close()
 
@@ -110,7 +121,7 @@ def _chunks(
     """
     if len(specs) < _PARALLEL_FROM_CHUNKS:
         for spec in specs:
-            yield _build_and_write(conn, spec)
+            yield _build_and_write(conn, spec, _staging(tmp))
         return
     workers = max(1, min(2, os.cpu_count() or 1))
     # spawn, not fork: the caller may run threads (a progress bar), which fork does not copy.
@@ -202,6 +213,7 @@ def generate_country(
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     for stale in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
         stale.unlink(missing_ok=True)
+    shutil.rmtree(_staging(tmp), ignore_errors=True)
     specs = [
         _ChunkSpec(seed, year, population, no, start, min(CHUNK, population - start), offset)
         for no, start in enumerate(range(0, population, CHUNK))
@@ -246,10 +258,12 @@ def generate_country(
         for stale in (Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
             stale.unlink(missing_ok=True)
         os.replace(tmp, path)
+        snapshot.publish(_staging(tmp), snapshot.snapshot_dir(path))
     except BaseException:
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             with contextlib.suppress(OSError):
                 leftover.unlink()
+        shutil.rmtree(_staging(tmp), ignore_errors=True)
         raise
     return CountryInfo(
         path=path,

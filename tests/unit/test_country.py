@@ -103,7 +103,7 @@ def test_regenerating_replaces_the_file_atomically(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         generate_country(path, population=800, seed=2, progress=boom)
     assert checksum(path) == before, "a crash must leave the old country untouched"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["country.db"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["country.db", "country.registry"]
     generate_country(path, population=800, seed=2)
     assert rows(path, "SELECT value FROM meta WHERE key='population'") == [("800",)]
     assert rows(path, "PRAGMA journal_mode") == [("wal",)]
