@@ -1,0 +1,1 @@
+"""The rule language (work in progress)."""
