@@ -182,9 +182,12 @@ class Compiler:
 
     def aggregate_columns(self, node: Aggregate, name: str) -> list[pl.Expr]:
         """The expressions over the children frame, grouped by parent, for one aggregate."""
+        # A column, not a literal: the aggregate must see one value per child, even when the
+        # expressions are constant (``sum(5 for c in ...)``).
+        every = pl.col(CHILD_PARENT).is_not_null()
         where, where_err = self.node(node.where) if node.where is not None else (None, None)
-        body, body_err = self.node(node.body) if node.body is not None else (pl.lit(True), None)
-        taken = where if where is not None else pl.lit(True)
+        body, body_err = self.node(node.body) if node.body is not None else (every, None)
+        taken = where & every if where is not None else every
         out: list[pl.Expr]
         if node.kind == "count":
             out = [taken.sum().cast(pl.Int64).alias(name)]

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from haqq.rules.lang.parse import Scope, parse_expression
@@ -172,3 +174,16 @@ def load_table(raw: Mapping[str, Any], schema: Schema, *, name: str = "table") -
         value = parse_expression(text, scope, expect=Type.INT, where=where)
         branches.append(Branch(b.id, b.reference, when, value))
     return Table(name, checks, tuple(branches), dict(parsed.parameters), schema)
+
+
+def load_table_file(path: Path, schema: Schema, *, key: str | None = None) -> Table:
+    """Read a table from a YAML file (from its ``key`` mapping when given); errors name the file."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RuleError(f"{path.name}: not valid YAML: {exc}") from None
+    if key is not None:
+        raw = raw.get(key) if isinstance(raw, dict) else None
+    if not isinstance(raw, dict):
+        raise RuleError(f"{path.name}: a table is a mapping of checks, amount and parameters")
+    return load_table(raw, schema, name=path.stem)
