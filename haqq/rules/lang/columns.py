@@ -251,6 +251,11 @@ def months_between(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     return pl.when(b >= a).then(forward).otherwise(-backward)
 
 
+def _years(months: pl.Expr) -> pl.Expr:
+    """Whole years of whole months, rounded towards zero (as ``semantics.age_at``)."""
+    return pl.when(months < 0).then(-((-months) // 12)).otherwise(months // 12)
+
+
 def call(fn: str, args: list[pl.Expr], today: date) -> tuple[pl.Expr, Err]:
     """A function of the language over columns: its value and where it is undefined."""
     if fn == "min":
@@ -260,9 +265,9 @@ def call(fn: str, args: list[pl.Expr], today: date) -> tuple[pl.Expr, Err]:
     if fn in ("year", "month", "day"):
         return _ymd(args[0])[("year", "month", "day").index(fn)], None
     if fn == "age":
-        return months_between(args[0], lit(today, Type.DATE)) // 12, None
+        return _years(months_between(args[0], lit(today, Type.DATE))), None
     if fn == "age_at":
-        return months_between(args[0], args[1]) // 12, None
+        return _years(months_between(args[0], args[1])), None
     if fn == "months_between":
         return months_between(args[0], args[1]), None
     if fn == "add_days":

@@ -80,8 +80,10 @@ def months_between(start: date, end: date) -> int:
 
 
 def age_at(born: date, at: date) -> int:
-    """Whole years from ``born`` to ``at``: ``floor(months_between(born, at) / 12)``.
+    """Whole years from ``born`` to ``at``: whole months divided by 12, rounded towards zero.
 
-    A birthday on 29 February falls on 28 February in a year that is not a leap year.
+    A birthday on 29 February falls on 28 February in a year that is not a leap year. Before
+    birth the age is negative, counted the same way backwards (a day before birth is 0).
     """
-    return months_between(born, at) // 12
+    months = months_between(born, at)
+    return -(-months // 12) if months < 0 else months // 12
