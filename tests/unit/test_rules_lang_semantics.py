@@ -141,3 +141,11 @@ def test_polars_date_formulas_match_python(a: date, b: date, n: int) -> None:
         vc.call("age", [pl.col("a")], b)[0].alias("age"),
     ).row(0)
     assert got == (months_between(a, b), add_months(a, n), add_days(a, n), age_at(a, b))
+
+
+def test_min_and_max_take_dates_as_well_as_ints() -> None:
+    early, late = date(2024, 2, 29), date(2025, 1, 31)
+    for fn, want in (("min", early), ("max", late)):
+        expr, err = vc.call(fn, [pl.col("a"), pl.col("b")], late)
+        assert err is None
+        assert _polars(expr, a=[late], b=[early]) == [want]

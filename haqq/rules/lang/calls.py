@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ast
+import re
+from datetime import date
 from typing import TYPE_CHECKING
 
+from haqq.domain.money import Rounding
 from haqq.rules.lang.types import (
     AGGREGATES,
     FUNCTIONS,
@@ -13,6 +16,7 @@ from haqq.rules.lang.types import (
     Aggregate,
     Call,
     Div,
+    Lit,
     Logic,
     Node,
     Type,
@@ -21,6 +25,7 @@ from haqq.rules.lang.types import (
 if TYPE_CHECKING:
     from haqq.rules.lang.parse import _Parser
 
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RESERVED = {"subject", "beneficiary", "param", "today", "already_paid", *FUNCTIONS, *AGGREGATES}
 
 
@@ -34,7 +39,7 @@ def call(p: _Parser, node: ast.Call) -> Node:
     if any(isinstance(a, ast.Starred) for a in node.args):
         p.fail(node, "`*` arguments are not allowed")
     if name == "date":
-        return p.date_literal(node)
+        return date_literal(p, node)
     is_generator = bool(node.args) and isinstance(node.args[0], ast.GeneratorExp)
     if name in AGGREGATES and (is_generator or name not in ("min", "max")):
         return aggregate(p, node, name)
@@ -45,7 +50,7 @@ def call(p: _Parser, node: ast.Call) -> Node:
             p.fail(node, 'div takes 3 arguments: div(amount, divisor, "half_up"|"half_even"|"down")')
         numerator = p.typed(node.args[0], Type.INT, "div divides an int")
         denominator = p.typed(node.args[1], Type.INT, "div divides by an int")
-        return Div(Type.INT, *p.at(node), numerator, denominator, p.rounding(node.args[2]))
+        return Div(Type.INT, *p.at(node), numerator, denominator, rounding(p, node.args[2]))
     if name in ("min", "max"):
         if len(node.args) < 2:
             p.fail(node, f"{name} takes two or more values, or a generator with a default")
@@ -129,3 +134,25 @@ def aggregate(p: _Parser, node: ast.Call, kind: str) -> Node:
                    f"not {default.type.value}")
         result = value_type
     return Aggregate(result, *p.at(node), kind, role, body, where, default)
+
+
+def date_literal(p: _Parser, node: ast.Call) -> Node:
+    arg = node.args[0] if len(node.args) == 1 and not node.keywords else None
+    if not isinstance(arg, ast.Constant) or not isinstance(arg.value, str):
+        p.fail(node, 'a date is written date("YYYY-MM-DD")')
+    try:
+        if not _DATE.fullmatch(arg.value):
+            raise ValueError
+        value = date.fromisoformat(arg.value)
+    except ValueError:
+        p.fail(node, f"{arg.value!r} is not a date (YYYY-MM-DD)")
+    return Lit(Type.DATE, *p.at(node), value)
+
+def rounding(p: _Parser, node: ast.expr) -> Rounding:
+    modes = ", ".join(f'"{r.value}"' for r in Rounding)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:
+            return Rounding(node.value)
+        except ValueError:
+            pass
+    p.fail(node, f"the rounding mode must be one of {modes}")

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import ast
 import difflib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from typing import NoReturn
 
-from haqq.domain.money import Rounding
 from haqq.rules.lang.calls import call
 from haqq.rules.lang.schema import Schema
 from haqq.rules.lang.types import (
@@ -57,7 +54,6 @@ _NOT_ALLOWED = {
     ast.JoinedStr: "an f-string", ast.NamedExpr: "`:=`", ast.Starred: "`*`",
     ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield",
 }
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,27 +294,6 @@ class _Parser:
         if len(items) == 1:
             return items[0]
         return Logic(Type.BOOL, *self.at(node), "and", tuple(items))
-
-    def date_literal(self, node: ast.Call) -> Node:
-        arg = node.args[0] if len(node.args) == 1 and not node.keywords else None
-        if not isinstance(arg, ast.Constant) or not isinstance(arg.value, str):
-            self.fail(node, 'a date is written date("YYYY-MM-DD")')
-        try:
-            if not _DATE.fullmatch(arg.value):
-                raise ValueError
-            value = date.fromisoformat(arg.value)
-        except ValueError:
-            self.fail(node, f"{arg.value!r} is not a date (YYYY-MM-DD)")
-        return Lit(Type.DATE, *self.at(node), value)
-
-    def rounding(self, node: ast.expr) -> Rounding:
-        modes = ", ".join(f'"{r.value}"' for r in Rounding)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            try:
-                return Rounding(node.value)
-            except ValueError:
-                pass
-        self.fail(node, f"the rounding mode must be one of {modes}")
 
 
 _INSIDE = "inside an aggregate only facts of the child, parameters, literals and `today` can be used"
