@@ -218,6 +218,8 @@ def _print_person(data: dict[str, Any]) -> None:
             console.print(f"  decision: {c['outcome']} {format_azn(c['amount'] or 0)} branch={c['branch']}: {reasons}")
             basis = c.get("legal_basis") or {}
             console.print(f"  legal basis: {basis.get('act')}, {basis.get('article')} {basis.get('url')}")
+            for f in trace.get("facts", []):
+                console.print(f"  fact {f['name']} = {f['value']} (from {f['source']})")
             for p in trace.get("parameters", []):
                 console.print(f"  parameter {p['name']} = {p['value']} (from {p['effective_from']}; {p['reference']})")
             for service, src in (trace.get("sources") or {}).items():

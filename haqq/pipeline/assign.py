@@ -1,6 +1,7 @@
 """Assign: act on a decision by the program's mode.
 
-automatic: assign at once; consent: ask by SMS first; stop: end the person's entitlements.
+automatic: assign at once; consent: ask by SMS first; notify: tell the person what they may
+claim and where (haqq cannot assign it); stop: end the person's entitlements.
 """
 
 from __future__ import annotations
@@ -27,5 +28,11 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
                 case.due_at = case.at + ctx.reminder_after
             else:
                 ctx.review(case, "consent cannot be asked: no mobile number on record")
+        elif mode is Mode.NOTIFY:
+            if notify.queue(ctx, case, "may_claim", case.at):
+                ctx.move(case, CaseState.CLOSED, "told the citizen by SMS what they may claim and where")
+                ctx.rest(case)
+            else:
+                ctx.review(case, "the citizen cannot be told: no mobile number on record")
         else:
             ctx.move(case, CaseState.ASSIGNED, "assigned automatically, as the law allows")

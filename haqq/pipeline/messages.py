@@ -25,6 +25,11 @@ TEMPLATES: Mapping[str, Mapping[str, str]] = {
         "ru": "Напоминание: {program} ({amount}). Ответьте ДА {code} или НЕТ {code}.",
         "en": "Reminder: {program} ({amount}). Reply YES {code} or NO {code}.",
     },
+    "may_claim": {
+        "az": "Sizə {program} ({amount}/ay) düşə bilər. DOST mərkəzində və ya e-gov.az-da müraciət edin.",
+        "ru": "Вам может полагаться: {program} ({amount}/мес). Обратитесь в центр DOST или на e-gov.az.",
+        "en": "You may be entitled to {program} ({amount}/month). Claim it at a DOST centre or e-gov.az.",
+    },
     "declined": {
         "az": "{program} üzrə imtinanız qeydə alındı. Fikrinizi dəyişsəniz: haqq.gov.az/{case}",
         "ru": "Ваш отказ от выплаты «{program}» принят. Если передумаете: haqq.gov.az/{case}",

@@ -20,7 +20,11 @@ from haqq.domain.events import EventType
 from haqq.pipeline.work import StepContext, local_date
 from haqq.ports import Service, ServiceAnswer
 from haqq.rules.catalogue import Beneficiary, Program
-from haqq.rules.evaluate import Candidate, resolve_beneficiary
+from haqq.rules.evaluate import Candidate, Pick, resolve_beneficiary
+
+#: The answers of one service, by FIN (see :meth:`StepContext.query`).
+Answers = Mapping[str, ServiceAnswer]
+PURPOSE = "finding the beneficiary of a life event"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,20 +38,32 @@ class ClaimedEvent:
     received_at: datetime
 
 
-def case_id(program_id: str, event_id: int, beneficiary: str, occurred_at: datetime) -> str:
+def case_id(
+    program_id: str,
+    event_id: int,
+    beneficiary: str,
+    occurred_at: datetime,
+    *,
+    subject: str | None = None,
+    event_fin: str | None = None,
+) -> str:
     """A stable id: the event's time (so ids, and the indexes on them, grow in time order)
-    and a digest of what makes the case unique."""
-    digest = hashlib.sha256(f"{program_id}|{event_id}|{beneficiary}".encode()).hexdigest()
+    and a digest of what makes the case unique (the subject too, when it is not the person of
+    the event: two orphans paid to the same parent are two cases)."""
+    key = f"{program_id}|{event_id}|{beneficiary}"
+    if subject is not None and subject != event_fin:
+        key += f"|{subject}"
+    digest = hashlib.sha256(key.encode()).hexdigest()
     return f"C{int(occurred_at.timestamp()):010X}{digest[:9].upper()}"
 
 
-def _candidate(fin: str | None, person: ServiceAnswer, identity: ServiceAnswer) -> Candidate | None:
-    if not fin:
+def _candidate(fin: str | None, person: Answers, identity: Answers) -> Candidate | None:
+    if not fin or fin not in person:
         return None
-    p = person.records.get(fin)
+    p = person[fin].records.get(fin)
     if p is None:
         return None
-    ident = identity.records.get(fin) or {}
+    ident = identity[fin].records.get(fin) or {} if fin in identity else {}
     born = p.get("birth_date")
     return Candidate(
         fin=fin,
@@ -57,20 +73,32 @@ def _candidate(fin: str | None, person: ServiceAnswer, identity: ServiceAnswer) 
     )
 
 
+def _links(family: Answers, fin: str) -> Mapping[str, Any]:
+    answer = family.get(fin)
+    return (answer.records.get(fin) if answer is not None else None) or {}
+
+
 def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> list[dict[str, Any]]:
     """The rows of the cases the events start (none for an event no program takes)."""
     programs = {e.id: ctx.catalogue.triggered_by(e.type) for e in claimed}
     relational = [e for e in claimed if any(p.beneficiary is not Beneficiary.SELF for p in programs[e.id])]
     as_of = ctx.as_of = max(e.received_at for e in claimed)
-    family = person = identity = None
+    family: Answers = {}
+    person: Answers = {}
+    identity: Answers = {}
     if relational:
-        purpose = "finding the beneficiary of a life event"
-        family = ctx.institutions.query(
-            Service.CIVIL_FAMILY, sorted({e.fin for e in relational}), as_of=as_of, purpose=purpose
-        )
+        family = dict(ctx.query(Service.CIVIL_FAMILY, {e.fin for e in relational}, as_of=as_of, purpose=PURPOSE))
+        # Relations through a child's other parent need the children's own family records.
+        via_child = [
+            e for e in relational
+            if any(p.beneficiary is Beneficiary.MINOR_CHILDREN_VIA_SURVIVING_PARENT for p in programs[e.id])
+        ]
+        kids = {k for e in via_child for k in _links(family, e.fin).get("children", [])}
+        if kids:
+            family.update(ctx.query(Service.CIVIL_FAMILY, kids, as_of=as_of, purpose=PURPOSE))
         related: set[str] = set()
         for e in relational:
-            links = family.records.get(e.fin) or {}
+            links = _links(family, e.fin)
             related.update(
                 f for f in (
                     e.payload.get("mother_fin"), e.payload.get("father_fin"),
@@ -78,103 +106,103 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> list[dict[str, Any
                     *links.get("children", []), e.fin,
                 ) if f
             )
-        person = ctx.institutions.query(Service.CIVIL_PERSON, sorted(related), as_of=as_of, purpose=purpose)
-        identity = ctx.institutions.query(
-            Service.INTERIOR_IDENTITY, sorted(related), as_of=as_of, purpose=purpose
-        )
-        # Later steps of this batch reuse these answers instead of asking again.
-        for answer, fins in ((family, {e.fin for e in relational}), (person, related), (identity, related)):
-            ctx.answers.setdefault((answer.service, as_of), {}).update(dict.fromkeys(fins, answer))
+        for kid in kids:
+            links = _links(family, kid)
+            related.update(f for f in (links.get("mother_fin"), links.get("father_fin")) if f)
+        person = ctx.query(Service.CIVIL_PERSON, related, as_of=as_of, purpose=PURPOSE)
+        identity = ctx.query(Service.INTERIOR_IDENTITY, related, as_of=as_of, purpose=PURPOSE)
         wall = ctx.wall()
-        for answer in (family, person, identity):
-            for fin in answer.records:
+        for answers in (family, person, identity):
+            for fin, answer in answers.items():
+                if fin not in answer.records:
+                    continue
                 ctx.writes.access_log.append(
                     {
                         "fin": fin, "at": as_of, "wall_at": wall,
                         "institution": answer.service.institution,
                         "service": answer.service.value, "message_id": answer.message_id,
                         "case_id": None, "event_id": None, "requester": "haqq",
-                        "purpose": purpose, "legal_basis": "Law on Social Benefits, Article 4 (illustrative)",
+                        "purpose": PURPOSE, "legal_basis": "Law on Social Benefits, Article 4 (illustrative)",
                     }
                 )
     rows: list[dict[str, Any]] = []
     wall = ctx.wall()
     for event in claimed:
         for program in programs[event.id]:
-            beneficiary, reason = _beneficiary(program, event, family, person, identity)
-            fin = beneficiary or event.fin
-            cid = case_id(program.id, event.id, fin, event.occurred_at)
-            review = reason if beneficiary is None else None
-            rows.append(
-                {
-                    "id": cid,
-                    "program_id": program.id,
-                    "program_version": program.version,
-                    "catalogue_version": ctx.catalogue.version,
-                    "pipeline_version": PIPELINE_VERSION,
-                    "event_id": event.id,
-                    "subject_fin": event.fin,
-                    "beneficiary_fin": fin,
-                    "state": (CaseState.NEEDS_REVIEW if review else CaseState.DETECTED).value,
-                    "due_at": None if review else event.received_at,
-                    "created_at": event.received_at,
-                    "created_wall": wall,
-                    "updated_at": event.received_at,
-                    "review_reason": review,
-                    "consent_answer": None,
-                    "facts": None,
-                    "reminders": 0,
-                    "attempts": 0,
-                }
-            )
-            ctx.writes.transitions.append(
-                {
-                    "case_id": cid, "source": None, "target": CaseState.DETECTED.value,
-                    "at": event.received_at, "wall_at": wall,
-                    "cause": f"{event.type.value} (event {event.id})",
-                }
-            )
-            if review:
-                ctx.writes.transitions.append(
+            for pick in _picks(program, event, family, person, identity):
+                fin = pick.beneficiary or event.fin
+                cid = case_id(program.id, event.id, fin, event.occurred_at, subject=pick.subject, event_fin=event.fin)
+                review = pick.reason if pick.beneficiary is None else None
+                rows.append(
                     {
-                        "case_id": cid, "source": CaseState.DETECTED.value,
-                        "target": CaseState.NEEDS_REVIEW.value, "at": event.received_at,
-                        "wall_at": wall, "cause": review,
+                        "id": cid,
+                        "program_id": program.id,
+                        "program_version": program.version,
+                        "catalogue_version": ctx.catalogue.version,
+                        "pipeline_version": PIPELINE_VERSION,
+                        "event_id": event.id,
+                        "subject_fin": pick.subject,
+                        "beneficiary_fin": fin,
+                        "state": (CaseState.NEEDS_REVIEW if review else CaseState.DETECTED).value,
+                        "due_at": None if review else event.received_at,
+                        "created_at": event.received_at,
+                        "created_wall": wall,
+                        "updated_at": event.received_at,
+                        "review_reason": review,
+                        "consent_answer": None,
+                        "facts": None,
+                        "reminders": 0,
+                        "attempts": 0,
                     }
                 )
+                ctx.writes.transitions.append(
+                    {
+                        "case_id": cid, "source": None, "target": CaseState.DETECTED.value,
+                        "at": event.received_at, "wall_at": wall,
+                        "cause": f"{event.type.value} (event {event.id})",
+                    }
+                )
+                if review:
+                    ctx.writes.transitions.append(
+                        {
+                            "case_id": cid, "source": CaseState.DETECTED.value,
+                            "target": CaseState.NEEDS_REVIEW.value, "at": event.received_at,
+                            "wall_at": wall, "cause": review,
+                        }
+                    )
     return rows
 
 
-def _beneficiary(
+def _picks(
     program: Program,
     event: ClaimedEvent,
-    family: ServiceAnswer | None,
-    person: ServiceAnswer | None,
-    identity: ServiceAnswer | None,
-) -> tuple[str | None, str]:
+    family: Answers,
+    person: Answers,
+    identity: Answers,
+) -> list[Pick]:
     if program.beneficiary is Beneficiary.SELF:
-        return event.fin, ""
-    if family is None or person is None or identity is None:
-        return None, "family data unavailable"
-    links = family.records.get(event.fin) or {}
-    subject = person.records.get(event.fin)
+        return [Pick(event.fin, event.fin)]
+    links = _links(family, event.fin)
+    subject = person[event.fin].records.get(event.fin) if event.fin in person else None
+    if subject is None and not links:
+        return [Pick(event.fin, None, "the civil registry does not know the person of the event")]
     born = (subject or {}).get("birth_date")
 
     def cand(fin: str | None) -> Candidate | None:
         return _candidate(fin, person, identity)
 
-    found = resolve_beneficiary(
+    children = [c for c in (cand(f) for f in links.get("children", [])) if c is not None]
+    parents = {c.fin: (_links(family, c.fin).get("mother_fin"), _links(family, c.fin).get("father_fin")) for c in children}
+    people = {f: c for f in {p for pair in parents.values() for p in pair if p} if (c := cand(f)) is not None}
+    return resolve_beneficiary(
         program.beneficiary,
         subject=event.fin,
         subject_birth=date.fromisoformat(born) if born else None,
         mother=cand(event.payload.get("mother_fin") or links.get("mother_fin")),
         father=cand(event.payload.get("father_fin") or links.get("father_fin")),
         spouse=cand(links.get("spouse_fin")),
-        children=[c for c in (cand(f) for f in links.get("children", [])) if c is not None],
+        children=children,
         day=local_date(event.occurred_at),
+        child_parents=parents,
+        people=people,
     )
-    if found is None:
-        if subject is None and not links:
-            return None, "the civil registry does not know the person of the event"
-        return None, f"no beneficiary found ({program.beneficiary.value})"
-    return found, ""

@@ -8,13 +8,16 @@ reserves its entitlement at once (status ``pending``); the store's unique key on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+from typing import Any
 
 from haqq.domain.cases import CaseState
 from haqq.pipeline.work import CaseWork, StepContext, local_date
 from haqq.ports import Service
-from haqq.rules.catalogue import Program
-from haqq.rules.evaluate import Outcome, decide
+from haqq.rules.catalogue import Mode, Program, Schedule
+from haqq.rules.evaluate import Outcome, Relations, decide, person
+from haqq.rules.lang import add_months
 
 CONTACT = Service.MOBILE_NUMBER.value
 
@@ -22,6 +25,32 @@ CONTACT = Service.MOBILE_NUMBER.value
 def once_key(program: Program, subject_fin: str, beneficiary_fin: str) -> str:
     """The key under which a program pays at most once."""
     return subject_fin if program.once_per == "subject" else beneficiary_fin
+
+
+def end_date(schedule: Schedule, start: date, birth: object) -> date | None:
+    """The last day a monthly entitlement runs by its schedule (None: until something ends it)."""
+    ends: list[date] = []
+    if schedule.until_age and isinstance(birth, date):
+        ends.append(add_months(birth, 12 * schedule.until_age) - timedelta(days=1))
+    if schedule.months:
+        ends.append(add_months(start, schedule.months) - timedelta(days=1))
+    return min(ends) if ends else None
+
+
+def _relations(facts: Mapping[str, Any], role: str) -> Relations:
+    """The relations of ``role`` that gather fetched: ``[fin, answers]`` pairs by relation."""
+    found = facts.get("relations") or {}
+
+    def one(relation: str) -> tuple[str, Mapping[str, Any]] | None:
+        people = found.get(f"{role}.{relation}") or []
+        return (people[0][0], people[0][1]) if people else None
+
+    return Relations(
+        mother=one("mother"),
+        father=one("father"),
+        spouse=one("spouse"),
+        children=[(fin, answers) for fin, answers in found.get(f"{role}.children") or []],
+    )
 
 
 def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
@@ -34,10 +63,14 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
     for case in cases:
         facts = case.facts or {}
         key = (case.program.id, once_key(case.program, case.subject_fin, case.beneficiary_fin))
+        schema = ctx.catalogue.schema
+        subject = person(schema, case.subject_fin, facts.get("subject") or {}, _relations(facts, "subject"))
         decision = decide(
             case.program,
-            beneficiary=facts.get("beneficiary") or {},
-            subject=facts.get("subject") or {},
+            subject=subject,
+            beneficiary=person(
+                schema, case.beneficiary_fin, facts.get("beneficiary") or {}, _relations(facts, "beneficiary")
+            ),
             already_paid=key in taken,
             day=local_date(case.occurred_at),
         )
@@ -60,7 +93,8 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
                 "decided_at": case.at,
             }
         )
-        reason = "; ".join(r.text for r in decision.reasons)
+        text = "; ".join(r.text for r in decision.reasons)
+        reason = f"{decision.branch}: {text}" if decision.outcome is not Outcome.STOP else text
         if decision.outcome is Outcome.DENIED:
             ctx.move(case, CaseState.DENIED, reason)
             ctx.rest(case)
@@ -69,7 +103,8 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
         else:
             if case.program.once_per:
                 taken.add(key)
-            if decision.outcome is Outcome.GRANTED:
+            if decision.outcome is Outcome.GRANTED and case.program.mode is not Mode.NOTIFY:
+                start = local_date(case.occurred_at)
                 ctx.writes.entitlements.append(
                     {
                         "id": case.id,
@@ -79,11 +114,12 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
                         "subject_fin": case.subject_fin,
                         "schedule": case.program.schedule.value,
                         "amount": decision.amount,
-                        "start_date": local_date(case.occurred_at),
-                        "end_date": None,
+                        "start_date": start,
+                        "end_date": end_date(case.program.schedule, start, subject.values.get("birth_date")),
                         "status": "pending",
                         "ended_reason": None,
                         "created_at": case.at,
                     }
                 )
-            ctx.move(case, CaseState.DECIDED, f"{decision.outcome.value}: {reason}")
+            cause = f"granted by branch {reason}" if decision.outcome is Outcome.GRANTED else reason
+            ctx.move(case, CaseState.DECIDED, cause)

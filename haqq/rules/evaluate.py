@@ -1,21 +1,25 @@
-"""Decide one case: run the program's checks, then its amount table, and say why.
+"""Decide one case with its program's rules, and say why; find who receives the money.
 
 Pure and total: facts come in as values (what each institution answered), the date as a value.
+The rules run on the per-person interpreter of :mod:`haqq.rules.lang`; the decision keeps its
+trace: the deciding check or branch, every fact read with the service it came from, and every
+parameter used with its effective date and legal reference.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from haqq.domain.money import divide
-from haqq.rules.catalogue import Beneficiary, Branch, Condition, Mode, ParamRef, Program
+from haqq.rules.catalogue import STOP_BRANCH, Beneficiary, Mode, Program
+from haqq.rules.lang import Case, Evaluation, Person, Schema
+from haqq.rules.lang import Outcome as RuleOutcome
 
-#: What one institution answered about one person: ``{service: {field: value}}``.
-Facts = Mapping[str, Mapping[str, Any]]
+#: What the institutions answered about one person: ``{service: record or None}``.
+Facts = Mapping[str, Mapping[str, Any] | None]
 
 
 class Outcome(StrEnum):
@@ -30,19 +34,28 @@ class Reason:
     code: str
     text: str
     reference: str
+    #: The reason in each language (``en``, ``az``, ``ru``) where the catalogue gives them.
+    texts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class ParameterUse:
     name: str
-    value: int
+    value: int | date
     effective_from: date
     reference: str
 
 
 @dataclass(frozen=True, slots=True)
+class FactUse:
+    name: str
+    value: Any
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
-    """A decision with its reasons, the branch that decided and the values it used."""
+    """A decision with its reasons, the row that decided and the values it used."""
 
     program_id: str
     program_version: int
@@ -51,7 +64,9 @@ class Decision:
     branch: str | None = None
     reasons: tuple[Reason, ...] = ()
     parameters: tuple[ParameterUse, ...] = ()
-    facts: Mapping[str, Any] = field(default_factory=dict)
+    facts: tuple[FactUse, ...] = ()
+    checks_passed: tuple[str, ...] = ()
+    day: date | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,221 +75,109 @@ class Decision:
             "outcome": self.outcome.value,
             "amount": self.amount,
             "branch": self.branch,
-            "reasons": [_slots(r) for r in self.reasons],
+            "date": self.day.isoformat() if self.day else None,
+            "checks_passed": list(self.checks_passed),
+            "reasons": [
+                {"code": r.code, "text": r.text, "reference": r.reference, "texts": dict(r.texts)}
+                for r in self.reasons
+            ],
             "parameters": [
-                {**_slots(p), "effective_from": p.effective_from.isoformat()}
+                {
+                    "name": p.name,
+                    "value": _json(p.value),
+                    "effective_from": p.effective_from.isoformat(),
+                    "reference": p.reference,
+                }
                 for p in self.parameters
             ],
-            "facts": dict(self.facts),
+            "facts": [
+                {"name": f.name, "value": _json(f.value), "source": f.source} for f in self.facts
+            ],
         }
 
 
-def _slots(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__slots__}
+def _json(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [_json(v) for v in value]
+    return value
 
 
-# --- checks ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Relations:
+    """The family of a role as the civil registry gave it: each relation's FIN and answers."""
 
-CheckResult = tuple[Outcome, str, str] | None
-
-
-def _known(b: Facts, s: Facts) -> CheckResult:
-    if not b.get("civil_registry/person"):
-        return Outcome.NEEDS_REVIEW, "unknown_person", "the civil registry does not know the person"
-    return None
-
-
-def _alive(b: Facts, s: Facts) -> CheckResult:
-    person = b.get("civil_registry/person") or {}
-    if not person.get("alive", False):
-        return Outcome.DENIED, "deceased", "the beneficiary is not alive"
-    return None
+    mother: tuple[str, Facts] | None = None
+    father: tuple[str, Facts] | None = None
+    spouse: tuple[str, Facts] | None = None
+    children: Sequence[tuple[str, Facts]] = ()
 
 
-def _deceased(b: Facts, s: Facts) -> CheckResult:
-    person = s.get("civil_registry/person") or {}
-    if person.get("alive", True) or not person.get("death_date"):
-        return (
-            Outcome.NEEDS_REVIEW,
-            "death_not_confirmed",
-            "the civil registry does not confirm the death",
-        )
-    return None
-
-
-def _identity_valid(b: Facts, s: Facts) -> CheckResult:
-    identity = b.get("interior/identity")
-    if not identity:
-        return Outcome.NEEDS_REVIEW, "no_identity", "the interior ministry has no identity record"
-    if not identity.get("document_valid", False):
-        return Outcome.NEEDS_REVIEW, "identity_document_invalid", "the identity document is not valid"
-    return None
-
-
-def _resident(b: Facts, s: Facts) -> CheckResult:
-    identity = b.get("interior/identity") or {}
-    if not identity.get("resident", False):
-        return Outcome.DENIED, "not_resident", "the beneficiary is not resident"
-    return None
-
-
-def _consistent(b: Facts, s: Facts) -> CheckResult:
-    civil = (b.get("civil_registry/person") or {}).get("birth_date")
-    interior = (b.get("interior/identity") or {}).get("birth_date")
-    if civil and interior and civil != interior:
-        return (
-            Outcome.NEEDS_REVIEW,
-            "inconsistent_records",
-            f"registries disagree on the birth date (civil registry {civil}, interior {interior})",
-        )
-    return None
-
-
-def _disability_active(b: Facts, s: Facts) -> CheckResult:
-    status = s.get("disability/status") or {}
-    if not status.get("active", False):
-        return Outcome.DENIED, "no_disability_status", "no active disability status"
-    return None
-
-
-CHECKS: Mapping[str, Callable[[Facts, Facts], CheckResult]] = {
-    "known_person": _known,
-    "alive": _alive,
-    "deceased": _deceased,
-    "identity_valid": _identity_valid,
-    "resident": _resident,
-    "consistent_records": _consistent,
-    "disability_active": _disability_active,
-}
-
-
-# --- amount ----------------------------------------------------------------------------------
-
-
-class _Trace:
-    def __init__(self, program: Program, day: date, subject: Facts) -> None:
-        self.program = program
-        self.day = day
-        self.subject = subject
-        self.parameters: dict[str, ParameterUse] = {}
-        self.facts: dict[str, Any] = {}
-
-    def param(self, name: str) -> int | None:
-        value = self.program.parameters[name].as_of(self.day)
-        if value is None:
-            return None
-        self.parameters[name] = ParameterUse(name, value.value, value.from_, value.reference)
-        return value.value
-
-    def fact(self, path: str) -> Any:
-        service, _, name = path.partition(".")
-        value = (self.subject.get(service) or {}).get(name)
-        self.facts[path] = value
-        return value
-
-    def number(self, ref: int | ParamRef) -> int | None:
-        return ref if isinstance(ref, int) else self.param(ref.parameter)
-
-
-def _matches(cond: Condition, t: _Trace) -> bool:
-    value = t.fact(cond.fact)
-    if cond.equals is not None:
-        return bool(value == cond.equals)
-    if cond.at_least is not None:
-        bound = t.number(cond.at_least)
-        return isinstance(value, int) and bound is not None and value >= bound
-    return True
-
-
-def _amount(branch: Branch, t: _Trace) -> int | None:
-    v = branch.value
-    if v.parameter is not None:
-        base = t.param(v.parameter)
-    else:
-        raw = t.fact(v.fact or "")
-        base = raw if isinstance(raw, int) else None
-    if base is None:
-        return None
-    if v.divide_by is not None:
-        by = t.param(v.divide_by.parameter)
-        if not by:
-            return None
-        base = divide(base, 1, by, v.rounding)
-    if v.at_least is not None:
-        floor = t.param(v.at_least.parameter)
-        if floor is not None:
-            base = max(base, floor)
-    return base
+def person(schema: Schema, fin: str, answers: Facts, relations: Relations | None = None) -> Person:
+    """A person's typed facts (and relations) from the institutions' answers."""
+    r = relations or Relations()
+    return schema.person(
+        fin, answers, mother=r.mother, father=r.father, spouse=r.spouse, children=r.children
+    )
 
 
 def decide(
     program: Program,
     *,
-    beneficiary: Facts,
-    subject: Facts,
+    subject: Person,
+    beneficiary: Person,
     already_paid: bool,
     day: date,
 ) -> Decision:
-    """Run the checks in order (the first failing one decides), then the amount table."""
-    for name in program.checks:
-        if name == "not_already_paid":
-            if already_paid:
-                return Decision(
-                    program.id,
-                    program.version,
-                    Outcome.DENIED,
-                    reasons=(Reason("already_paid", "already paid for this event", program.legal_reference()),),
-                )
-            continue
-        failed = CHECKS[name](beneficiary, subject)
-        if failed is not None:
-            outcome, code, text = failed
-            return Decision(
-                program.id,
-                program.version,
-                outcome,
-                reasons=(Reason(code, text, program.legal_reference()),),
-            )
-    if program.mode is Mode.STOP:
-        return Decision(
-            program.id,
-            program.version,
-            Outcome.STOP,
-            reasons=(Reason("stop", "entitlements end", program.legal_reference()),),
-        )
-    trace = _Trace(program, day, subject)
-    for branch in program.amount:
-        if branch.when is None or _matches(branch.when, trace):
-            amount = _amount(branch, trace)
-            if amount is None or amount <= 0:
-                return Decision(
-                    program.id,
-                    program.version,
-                    Outcome.NEEDS_REVIEW,
-                    branch=branch.id,
-                    reasons=(
-                        Reason("no_amount", f"no amount in force on {day.isoformat()}", branch.reference),
-                    ),
-                    parameters=tuple(trace.parameters.values()),
-                    facts=trace.facts,
-                )
-            return Decision(
-                program.id,
-                program.version,
-                Outcome.GRANTED,
-                amount=amount,
-                branch=branch.id,
-                reasons=(Reason(branch.id, "all conditions are met", branch.reference),),
-                parameters=tuple(trace.parameters.values()),
-                facts=trace.facts,
-            )
-    # Unreachable for a validated program (its last branch has no condition); total anyway.
+    """Run the program's checks in order (the first that fails decides), then its amount table."""
+    evaluation = program.interpreter.evaluate(Case(subject, beneficiary, already_paid), day)
+    return from_evaluation(program, evaluation)
+
+
+def from_evaluation(program: Program, evaluation: Evaluation) -> Decision:
+    result, trace = evaluation
+    outcome = Outcome(result.outcome.value)
+    amount = result.amount
+    text = "all conditions are met"
+    texts: Mapping[str, str] = {}
+    check = next((c for c in program.table.checks if c.id == result.branch), None)
+    if check is not None:
+        texts = check.reason.model_dump()
+        text = check.reason.en
+    elif trace.error is not None:
+        text = f"no amount could be computed: {trace.error}"
+    elif result.outcome is RuleOutcome.GRANTED and program.mode is Mode.STOP:
+        outcome, amount, text = Outcome.STOP, 0, "entitlements end"
     return Decision(
         program.id,
         program.version,
-        Outcome.NEEDS_REVIEW,
-        reasons=(Reason("no_branch", "no branch of the amount table applies", program.legal_reference()),),
+        outcome,
+        amount=amount,
+        branch=result.branch,
+        reasons=(Reason(result.branch, text, trace.reference, texts),),
+        parameters=tuple(ParameterUse(*p) for p in trace.parameters),
+        facts=tuple(FactUse(*f) for f in trace.facts),
+        checks_passed=trace.checks_passed,
+        day=trace.today,
     )
+
+
+__all__ = [
+    "STOP_BRANCH",
+    "Decision",
+    "FactUse",
+    "Outcome",
+    "ParameterUse",
+    "Reason",
+    "Relations",
+    "decide",
+    "from_evaluation",
+    "person",
+    "Candidate",
+    "Pick",
+    "resolve_beneficiary",
+]
 
 
 # --- beneficiaries ---------------------------------------------------------------------------
@@ -296,6 +199,18 @@ def _age(born: date | None, day: date) -> int:
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """One case a life event starts: whose right it is and who receives the money.
+
+    ``beneficiary`` is None when nobody qualifies; ``reason`` then says why (a person decides).
+    """
+
+    subject: str
+    beneficiary: str | None
+    reason: str = ""
+
+
 def resolve_beneficiary(
     relation: Beneficiary,
     *,
@@ -306,28 +221,50 @@ def resolve_beneficiary(
     spouse: Candidate | None,
     children: Sequence[Candidate],
     day: date,
-) -> str | None:
-    """Who receives the benefit; None when nobody qualifies (the case goes to a person)."""
+    child_parents: Mapping[str, tuple[str | None, str | None]] | None = None,
+    people: Mapping[str, Candidate] | None = None,
+) -> list[Pick]:
+    """The cases an event about ``subject`` starts under ``relation`` (possibly none).
+
+    ``child_parents`` (a child's mother and father FINs) and ``people`` (candidates by FIN) are
+    needed only for relations through a child's other parent.
+    """
+    nobody = [Pick(subject, None, f"no beneficiary found ({relation.value})")]
     if relation is Beneficiary.SELF:
-        return subject
+        return [Pick(subject, subject)]
+    if relation is Beneficiary.MOTHER:
+        return [Pick(subject, mother.fin)] if mother is not None else nobody
     if relation is Beneficiary.MOTHER_ELSE_FATHER:
         if mother is not None and mother.alive and mother.resident:
-            return mother.fin
+            return [Pick(subject, mother.fin)]
         if father is not None and father.alive:
-            return father.fin
+            return [Pick(subject, father.fin)]
         # A living mother abroad is still the beneficiary (the checks deny with the reason);
         # with neither parent alive, a person must decide.
-        return mother.fin if mother is not None and mother.alive else None
+        return [Pick(subject, mother.fin)] if mother is not None and mother.alive else nobody
     if relation is Beneficiary.SELF_OR_GUARDIAN:
         if _age(subject_birth, day) >= 18:
-            return subject
+            return [Pick(subject, subject)]
         for parent in (mother, father):
             if parent is not None and parent.alive:
-                return parent.fin
-        return None
+                return [Pick(subject, parent.fin)]
+        return nobody
+    if relation is Beneficiary.MINOR_CHILDREN_VIA_SURVIVING_PARENT:
+        picks = []
+        for child in sorted(children, key=lambda c: c.fin):
+            if not child.alive or not 0 <= _age(child.birth_date, day) < 18:
+                continue
+            parents = (child_parents or {}).get(child.fin, (None, None))
+            other = next((p for p in parents if p and p != subject), None)
+            found = (people or {}).get(other) if other else None
+            if found is not None and found.alive:
+                picks.append(Pick(child.fin, found.fin))
+            else:
+                picks.append(Pick(child.fin, None, "no surviving parent on record: a guardian must be found"))
+        return picks
     # SPOUSE_ELSE_ADULT_CHILD
     if spouse is not None and spouse.alive:
-        return spouse.fin
+        return [Pick(subject, spouse.fin)]
     adults = [c for c in children if c.alive and _age(c.birth_date, day) >= 18]
     adults.sort(key=lambda c: (c.birth_date or date.max, c.fin))
-    return adults[0].fin if adults else None
+    return [Pick(subject, adults[0].fin)] if adults else nobody

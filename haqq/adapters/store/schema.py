@@ -109,7 +109,7 @@ cases = Table(
     Column("consent_answer", String(10)),
     Column("reminders", Integer, nullable=False, server_default="0"),
     Column("attempts", Integer, nullable=False, server_default="0"),
-    UniqueConstraint("program_id", "event_id", "beneficiary_fin"),
+    UniqueConstraint("program_id", "event_id", "subject_fin", "beneficiary_fin"),
     Index(
         "ix_cases_due",
         "due_at",

@@ -7,7 +7,7 @@ table: unique ids, a total amount table (the last branch has no ``when``, every 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -129,39 +129,53 @@ class Table:
         raise KeyError(row_id)
 
 
-def load_table(raw: Mapping[str, Any], schema: Schema, *, name: str = "table") -> Table:
-    """Validate and type a table given as a mapping (as read from YAML)."""
+Locate = Callable[[Sequence[str | int]], str]
+
+
+def load_table(
+    raw: Mapping[str, Any], schema: Schema, *, name: str = "table", locate: Locate | None = None
+) -> Table:
+    """Validate and type a table given as a mapping (as read from YAML).
+
+    ``locate`` turns the path of a value (``("checks", 2, "require")``) into where it is, for
+    instance ``file.yaml:34``; errors start with it (with ``name`` by default).
+    """
+    at: Locate = locate or (lambda _path: name)
     try:
         parsed = TableFile.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(table)'}: {err['msg']}"
+            f"{at(err['loc'])}: {'.'.join(str(p) for p in err['loc']) or '(table)'}: {err['msg']}"
             for err in exc.errors()
         )
-        raise RuleError(f"{name}: {problems}") from None
+        raise RuleError(problems) from None
     for pname in parsed.parameters:
         if not pname.isidentifier() or pname.startswith("_"):
-            raise RuleError(f"{name}: parameters.{pname}: not a usable parameter name")
+            raise RuleError(f"{at(('parameters', pname))}: parameters.{pname}: not a usable parameter name")
     scope = Scope(schema, {n: UNIT_TYPES[p.unit] for n, p in parsed.parameters.items()})
     seen: set[str] = set()
-    for row_id in [c.id for c in parsed.checks] + [b.id for b in parsed.amount]:
+    rows = [("checks", i, c.id) for i, c in enumerate(parsed.checks)]
+    rows += [("amount", i, b.id) for i, b in enumerate(parsed.amount)]
+    for part, i, row_id in rows:
         if row_id in seen:
-            raise RuleError(f"{name}: the id {row_id!r} is used twice")
+            raise RuleError(f"{at((part, i, 'id'))}: the id {row_id!r} is used twice")
         seen.add(row_id)
     checks = tuple(
         Check(
             c.id,
-            parse_expression(c.require, scope, expect=Type.BOOL, where=f"{name}: check {c.id}"),
+            parse_expression(
+                c.require, scope, expect=Type.BOOL, where=f"{at(('checks', i, 'require'))}: check {c.id}"
+            ),
             Outcome(c.otherwise),
             c.reference,
             c.reason,
         )
-        for c in parsed.checks
+        for i, c in enumerate(parsed.checks)
     )
     branches = []
     last = len(parsed.amount) - 1
     for i, b in enumerate(parsed.amount):
-        where = f"{name}: branch {b.id}"
+        where = f"{at(('amount', i))}: branch {b.id}"
         if i == last and b.when is not None:
             raise RuleError(f"{where}: the last branch must have no 'when': the table must be total")
         if i < last and b.when is None:
@@ -169,9 +183,17 @@ def load_table(raw: Mapping[str, Any], schema: Schema, *, name: str = "table") -
                 f"{where}: only the last branch can have no 'when' (the branches after it "
                 "could never apply)"
             )
-        when = parse_expression(b.when, scope, expect=Type.BOOL, where=where) if b.when else None
+        when = (
+            parse_expression(
+                b.when, scope, expect=Type.BOOL, where=f"{at(('amount', i, 'when'))}: branch {b.id}"
+            )
+            if b.when
+            else None
+        )
         text = str(b.value)
-        value = parse_expression(text, scope, expect=Type.INT, where=where)
+        value = parse_expression(
+            text, scope, expect=Type.INT, where=f"{at(('amount', i, 'value'))}: branch {b.id}"
+        )
         branches.append(Branch(b.id, b.reference, when, value))
     return Table(name, checks, tuple(branches), dict(parsed.parameters), schema)
 
