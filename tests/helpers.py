@@ -29,6 +29,20 @@ POPULATION = 2_900
 SEED = 7
 
 
+#: The programs of the foundation: enough to exercise every path of the pipeline.
+FOUNDATION = ("birth_benefit", "disability_payment", "funeral_allowance", "stop_on_death", "disability_status_end")
+
+
+def catalogue_of(folder: Path, programs: Sequence[str] = FOUNDATION) -> Path:
+    """A catalogue directory holding only ``programs`` (and the shared checks)."""
+    from haqq.rules.catalogue import DEFAULT_DIRECTORY, SHARED_CHECKS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (SHARED_CHECKS, *(f"{p}.yaml" for p in programs)):
+        (folder / name).write_bytes((DEFAULT_DIRECTORY / name).read_bytes())
+    return folder
+
+
 def generated_country(factory: pytest.TempPathFactory, population: int, seed: int) -> Path:
     """A synthetic country of 2025 in a module-scoped temporary folder."""
     path = factory.mktemp("country") / "country.db"

@@ -17,7 +17,9 @@ WAITING = frozenset({"requested", "sent"})
 
 def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
     fins = {c.beneficiary_fin for c in cases}
-    known = dict(ctx.lookup.account_status(fins))
+    stored = ctx.lookup.account_status(fins)
+    known = {fin: status for fin, (status, _) in stored.items()}
+    since = {fin: at for fin, (_, at) in stored.items() if at is not None}
     # Accounts this batch already asked for or found are not in the store yet.
     known.update({a["fin"]: a["status"] for a in ctx.writes.accounts if a["fin"] in fins})
     unknown = sorted(f for f in fins if f not in known)
@@ -41,6 +43,11 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
         fin = case.beneficiary_fin
         status = known.get(fin)
         if status in USABLE:
+            # A case due before the account opened (another case of the same person asked for
+            # it) is ready only from the opening: nothing is paid to an account not yet open.
+            opened = since.get(fin)
+            if opened is not None and case.due_at is not None and opened > case.due_at:
+                case.due_at = opened
             ctx.move(case, CaseState.ACCOUNT_READY, f"account at {ctx.bank.name} ({status})")
         elif status == "refused":
             ctx.review(case, f"{ctx.bank.name} refused to open an account")

@@ -184,8 +184,6 @@ def _picks(
         return [Pick(event.fin, event.fin)]
     links = _links(family, event.fin)
     subject = person[event.fin].records.get(event.fin) if event.fin in person else None
-    if subject is None and not links:
-        return [Pick(event.fin, None, "the civil registry does not know the person of the event")]
     born = (subject or {}).get("birth_date")
 
     def cand(fin: str | None) -> Candidate | None:
@@ -194,7 +192,7 @@ def _picks(
     children = [c for c in (cand(f) for f in links.get("children", [])) if c is not None]
     parents = {c.fin: (_links(family, c.fin).get("mother_fin"), _links(family, c.fin).get("father_fin")) for c in children}
     people = {f: c for f in {p for pair in parents.values() for p in pair if p} if (c := cand(f)) is not None}
-    return resolve_beneficiary(
+    picks = resolve_beneficiary(
         program.beneficiary,
         subject=event.fin,
         subject_birth=date.fromisoformat(born) if born else None,
@@ -206,3 +204,7 @@ def _picks(
         child_parents=parents,
         people=people,
     )
+    if subject is None and not links and all(p.beneficiary is None for p in picks):
+        unknown = "the civil registry does not know the person of the event"
+        return [Pick(event.fin, None, unknown)]
+    return picks

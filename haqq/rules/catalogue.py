@@ -290,11 +290,10 @@ def load_program(
         program = Program.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(file)'} (line "
-            f"{yamlpos.line_of(positions, err['loc'])}): {err['msg']}"
+            f"{at(err['loc'])}: {'.'.join(str(p) for p in err['loc']) or '(file)'}: {err['msg']}"
             for err in exc.errors()
         )
-        raise CatalogueError(f"{path}: {problems}") from None
+        raise CatalogueError(problems) from None
     if program.id != path.stem:
         raise CatalogueError(f"{at(('id',))}: id {program.id!r} must match the file name {path.stem!r}")
     checks: list[dict[str, Any]] = []
@@ -321,6 +320,7 @@ def load_program(
     except RuleError as exc:
         raise CatalogueError(str(exc)) from None
     _check_services(program, table, schema, at)
+    _check_placeholders(program, table, at)
     program._table = table
     if program.universe is not None:
         program._universe = _universe(program, table, schema, at)
@@ -342,6 +342,21 @@ def _universe(program: Program, table: Table, schema: Schema, at: Any) -> Node:
         ):
             raise CatalogueError(f"{where}: a universe reads the subject's facts only")
     return node
+
+
+def _check_placeholders(program: Program, table: Table, at: Any) -> None:
+    """A reason may quote the values its check read (``{beneficiary.birth_date}``), no others."""
+    from haqq.rules.evaluate import PLACEHOLDER
+
+    for i, check in enumerate(table.checks):
+        read = {n.path for n in walk(check.require) if isinstance(n, Fact | ChildFact)}
+        for lang, text in check.reason.model_dump().items():
+            for name in PLACEHOLDER.findall(text):
+                if name not in read:
+                    raise CatalogueError(
+                        f"{at(('checks', i))}: check {check.id}: the {lang} reason quotes "
+                        f"{{{name}}}, which the check does not read"
+                    )
 
 
 def _check_services(program: Program, table: Table, schema: Schema, at: Any) -> None:

@@ -8,6 +8,7 @@ parameter used with its effective date and legal reference.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -135,6 +136,22 @@ def decide(
     return from_evaluation(program, evaluation)
 
 
+#: ``{subject.birth_date}`` in a reason's text: the value the check read.
+PLACEHOLDER = re.compile(r"\{([a-z_]+(?:\.[a-z_]+)+)\}")
+
+
+def fill(text: str, values: Mapping[str, Any]) -> str:
+    """A reason's text with each ``{role.fact}`` replaced by the value the decision read."""
+
+    def value(match: re.Match[str]) -> str:
+        found = values.get(match.group(1))
+        if found is None:
+            return match.group(0)
+        return str(_json(found))
+
+    return PLACEHOLDER.sub(value, text)
+
+
 def from_evaluation(program: Program, evaluation: Evaluation) -> Decision:
     result, trace = evaluation
     outcome = Outcome(result.outcome.value)
@@ -143,8 +160,9 @@ def from_evaluation(program: Program, evaluation: Evaluation) -> Decision:
     texts: Mapping[str, str] = {}
     check = next((c for c in program.table.checks if c.id == result.branch), None)
     if check is not None:
-        texts = check.reason.model_dump()
-        text = check.reason.en
+        values = {f.name: f.value for f in trace.facts}
+        texts = {lang: fill(t, values) for lang, t in check.reason.model_dump().items()}
+        text = texts["en"]
     elif trace.error is not None:
         text = f"no amount could be computed: {trace.error}"
     elif result.outcome is RuleOutcome.GRANTED and program.mode is Mode.STOP:

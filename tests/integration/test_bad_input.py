@@ -37,6 +37,7 @@ from haqq.pipeline import worker as worker_module
 from tests.helpers import (
     POPULATION,
     SEED,
+    catalogue_of,
     country_event,
     country_query,
     event_json,
@@ -72,8 +73,10 @@ def country(pristine_country: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def app(store_url: str, country: Path) -> Iterator[Haqq]:
-    haqq = build(Settings(database_url=store_url, country=country))
+def app(store_url: str, country: Path, tmp_path: Path) -> Iterator[Haqq]:
+    # The programs these tests were written for: one case per birth, per death, per status.
+    programs = catalogue_of(tmp_path / "programs")
+    haqq = build(Settings(database_url=store_url, country=country, catalogue_dir=programs))
     db.upgrade(haqq.engine)
     yield haqq
     haqq.engine.dispose()
@@ -353,11 +356,11 @@ def test_registries_that_disagree_send_the_case_to_review(app: Haqq, country: Pa
         case = made[person["fin"]]
         assert case["state"] == "needs_review"
         reason = case["review_reason"]
-        assert "registries disagree" in reason
+        assert "registries disagree on the beneficiary's birth date" in reason
         assert person["birth_date"] in reason and person["mia_birth_date"] in reason
         (decision,) = rows(app.engine, decisions, decisions.c.case_id == case["id"])
         assert decision["outcome"] == "needs_review"
-        assert decision["trace"]["reasons"][0]["code"] == "inconsistent_records"
+        assert decision["trace"]["reasons"][0]["code"] == "consistent_records"
     for table in (entitlements, payments, notifications):
         assert count(app, table) == 0, table.name
 

@@ -1,120 +1,148 @@
-"""The program catalogue: the built-in files load; a bad file is refused naming file and field."""
+"""The program catalogue: the built-in files load; a bad file is refused naming file, line and
+what is wrong."""
 
 from __future__ import annotations
 
-import copy
 import re
 import shutil
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from haqq.domain.errors import CatalogueError
 from haqq.domain.events import EventType
+from haqq.ports import Service
 from haqq.rules.catalogue import (
     DEFAULT_DIRECTORY,
     Beneficiary,
     Catalogue,
     Mode,
-    Parameter,
     Program,
-    Schedule,
+    ScheduleKind,
     load_catalogue,
     load_program,
 )
 
-PROGRAM_IDS = {
+BENEFITS = {
     "birth_benefit",
+    "child_care_allowance",
     "disability_payment",
-    "disability_status_end",
     "funeral_allowance",
-    "stop_on_death",
+    "old_age_pension",
+    "survivors_pension",
+    "unemployment_insurance",
 }
+STOPS = {"stop_on_death", "disability_status_end"}
 
 
-def _source(program_id: str) -> dict[str, Any]:
-    data = yaml.safe_load((DEFAULT_DIRECTORY / f"{program_id}.yaml").read_text(encoding="utf-8"))
-    assert isinstance(data, dict)
-    return data
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    """A writable copy of the built-in catalogue."""
+    folder = tmp_path / "programs"
+    shutil.copytree(DEFAULT_DIRECTORY, folder)
+    return folder
 
 
-BIRTH = _source("birth_benefit")
-DISABILITY = _source("disability_payment")
-
-
-def write(tmp_path: Path, data: dict[str, Any], name: str | None = None) -> Path:
-    path = tmp_path / f"{name or data['id']}.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+def edit(path: Path, old: str, new: str) -> Path:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} is not in {path.name}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
     return path
+
+
+def line_of(path: Path, text: str) -> int:
+    """The 1-based line of the first line of ``path`` containing ``text``."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if text in line:
+            return number
+    raise AssertionError(f"{text!r} not in {path}")
 
 
 def refused(path: Path) -> str:
     with pytest.raises(CatalogueError) as info:
         load_program(path)
-    message = str(info.value)
-    assert message.startswith(f"{path}: "), message
-    return message
-
-
-def mutated(base: dict[str, Any], change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    data = copy.deepcopy(base)
-    change(data)
-    return data
+    return str(info.value)
 
 
 # --- the built-in catalogue ------------------------------------------------------------------
 
 
-def test_default_catalogue_loads_five_programs() -> None:
+def test_default_catalogue_has_the_seven_programs_and_the_two_stops() -> None:
     catalogue = load_catalogue()
     assert isinstance(catalogue, Catalogue)
-    assert set(catalogue.programs) == PROGRAM_IDS
-    assert len(catalogue.programs) == 5
+    assert set(catalogue.programs) == BENEFITS | STOPS
     for program_id, program in catalogue.programs.items():
         assert program.id == program_id
         assert catalogue[program_id] is program
+        assert (program.mode is Mode.STOP) == (program_id in STOPS)
+        # Amounts are illustrative and say so.
+        assert program.illustrative == (program_id in BENEFITS)
 
 
-def test_version_is_stable_and_names_the_files(tmp_path: Path) -> None:
+def test_an_unknown_program_is_named() -> None:
+    with pytest.raises(CatalogueError, match="no program 'pension' in the catalogue"):
+        load_catalogue()["pension"]
+
+
+def test_version_is_stable_and_names_every_file(copy: Path) -> None:
     first = load_catalogue()
     assert re.fullmatch(r"[0-9a-f]{12}", first.version)
     assert load_catalogue().version == first.version
-    assert load_catalogue(DEFAULT_DIRECTORY).version == first.version
-    copy_dir = tmp_path / "copy"
-    shutil.copytree(DEFAULT_DIRECTORY, copy_dir)
-    assert load_catalogue(copy_dir).version == first.version
-    # One more byte in one file is another catalogue.
-    path = copy_dir / "funeral_allowance.yaml"
-    path.write_bytes(path.read_bytes() + b"\n# changed\n")
-    assert load_catalogue(copy_dir).version != first.version
+    assert load_catalogue(copy).version == first.version
+    # One more byte in a program, or in the shared checks, is another catalogue.
+    edit(copy / "funeral_allowance.yaml", "id: funeral_allowance", "id: funeral_allowance  # x")
+    second = load_catalogue(copy).version
+    assert second != first.version
+    edit(copy / "_checks.yaml", "checks:", "checks:  # x")
+    assert load_catalogue(copy).version not in {first.version, second}
 
 
 def test_built_in_programs_say_what_they_are() -> None:
     c = load_catalogue()
     birth = c["birth_benefit"]
     assert birth.mode is Mode.AUTOMATIC
-    assert birth.schedule is Schedule.LUMP_SUM
+    assert birth.schedule.kind is ScheduleKind.LUMP_SUM
     assert birth.beneficiary is Beneficiary.MOTHER_ELSE_FATHER
     assert birth.triggers == [EventType.BIRTH_REGISTERED]
-    assert birth.checks[-1] == "not_already_paid"
+    assert [ch.id for ch in birth.table.checks][-1] == "not_already_paid"
     assert birth.legal_reference() == "Law on Social Benefits (illustrative), Article 12.1"
     disability = c["disability_payment"]
-    assert disability.schedule is Schedule.MONTHLY
-    assert [b.id for b in disability.amount] == [
+    assert disability.schedule.kind is ScheduleKind.MONTHLY
+    assert [b.id for b in disability.table.amount] == [
         "labour_pension_for_disability",
         "social_allowance_group_1",
         "social_allowance_group_2",
         "social_allowance_group_3",
     ]
-    assert disability.amount[-1].when is None
+    assert disability.table.amount[-1].when is None
     assert c["funeral_allowance"].mode is Mode.CONSENT
-    assert c["stop_on_death"].mode is Mode.STOP
+    assert c["unemployment_insurance"].mode is Mode.NOTIFY
+    assert c["child_care_allowance"].schedule.until_age == 3
+    assert c["survivors_pension"].schedule.until_age == 18
+    assert c["survivors_pension"].beneficiary is Beneficiary.MINOR_CHILDREN_VIA_SURVIVING_PARENT
     assert c["stop_on_death"].stops == "all"
     assert c["disability_status_end"].stops == ["disability_payment"]
+
+
+def test_shared_checks_keep_their_texts_in_three_languages() -> None:
+    check = next(ch for ch in load_catalogue()["birth_benefit"].table.checks if ch.id == "resident")
+    assert check.reason.en == "the beneficiary is not resident in Azerbaijan"
+    assert check.reason.az and check.reason.ru
+    assert check.otherwise.value == "denied"
+
+
+def test_each_program_asks_for_what_its_rules_read_and_nothing_more() -> None:
+    c = load_catalogue()
+    needs = c["disability_payment"].needs
+    assert needs[("subject", None)] == {Service.PENSION_RECORD, Service.DISABILITY_STATUS}
+    assert Service.MOBILE_NUMBER in needs[("beneficiary", None)]
+    care = c["child_care_allowance"].needs
+    # The means test reads the spouse's income and the children's birth dates.
+    assert care[("beneficiary", "spouse")] == {Service.TAX_INCOME}
+    assert care[("beneficiary", "children")] == {Service.CIVIL_PERSON}
+    assert Service.CIVIL_FAMILY in care[("beneficiary", None)]
+    assert c["stop_on_death"].needs == {("subject", None): {Service.CIVIL_PERSON}}
 
 
 def test_triggered_by() -> None:
@@ -122,191 +150,154 @@ def test_triggered_by() -> None:
     assert {p.id for p in c.triggered_by(EventType.DEATH_REGISTERED)} == {
         "funeral_allowance",
         "stop_on_death",
+        "survivors_pension",
     }
-    assert [p.id for p in c.triggered_by(EventType.BIRTH_REGISTERED)] == ["birth_benefit"]
-    assert [p.id for p in c.triggered_by(EventType.DISABILITY_STATUS_ENDED)] == [
-        "disability_status_end"
-    ]
+    assert {p.id for p in c.triggered_by(EventType.BIRTH_REGISTERED)} == {
+        "birth_benefit",
+        "child_care_allowance",
+    }
+    assert [p.id for p in c.triggered_by(EventType.AGE_REACHED)] == ["old_age_pension"]
     assert c.triggered_by(EventType.MARRIAGE_REGISTERED) == []
 
 
-# --- parameters by effective date ------------------------------------------------------------
-
-
-def test_as_of_picks_the_value_in_force() -> None:
-    amount = load_catalogue()["birth_benefit"].parameters["amount"]
+def test_parameters_by_effective_date_with_their_history() -> None:
+    amount = load_catalogue()["birth_benefit"].parameter_history["amount"]
+    assert [(v.from_, v.value) for v in amount.values] == [
+        (date(2020, 1, 1), 25000),
+        (date(2025, 1, 1), 30000),
+    ]
     assert amount.as_of(date(2019, 12, 31)) is None
-    first = amount.as_of(date(2020, 1, 1))
-    assert first is not None
-    assert (first.value, first.from_) == (25000, date(2020, 1, 1))
-    assert "No. 112 of 2019" in first.reference
-    assert amount.as_of(date(2024, 12, 31)) == first
+    first = amount.as_of(date(2024, 12, 31))
+    assert first is not None and first.value == 25000 and "No. 112 of 2019" in first.reference
     second = amount.as_of(date(2025, 1, 1))
-    assert second is not None
-    assert (second.value, second.from_) == (30000, date(2025, 1, 1))
-    assert "No. 418 of 2024" in second.reference
-    assert amount.as_of(date(2099, 1, 1)) == second
+    assert second is not None and second.value == 30000 and "No. 418 of 2024" in second.reference
 
 
-def test_as_of_with_three_values() -> None:
-    p = Parameter.model_validate(
-        {
-            "unit": "qepik",
-            "values": [
-                {"from": date(2020, 1, 1), "value": 1, "reference": "a"},
-                {"from": date(2021, 6, 15), "value": 2, "reference": "b"},
-                {"from": date(2023, 3, 1), "value": 3, "reference": "c"},
-            ],
-        }
-    )
-    picks = {
-        date(2019, 12, 31): None,
-        date(2020, 1, 1): 1,
-        date(2021, 6, 14): 1,
-        date(2021, 6, 15): 2,
-        date(2023, 2, 28): 2,
-        date(2023, 3, 1): 3,
-    }
-    for day, expected in picks.items():
-        found = p.as_of(day)
-        assert (found.value if found else None) == expected, day
+def test_only_swept_programs_have_a_universe() -> None:
+    for program in load_catalogue().programs.values():
+        swept = program.mode not in (Mode.STOP, Mode.NOTIFY)
+        assert (program.universe_rule is not None) == swept, program.id
 
 
-# --- refused files ---------------------------------------------------------------------------
+# --- refused files: file, line, what -----------------------------------------------------------
 
 
-def test_the_fixture_copy_itself_loads(tmp_path: Path) -> None:
-    program = load_program(write(tmp_path, BIRTH))
+def test_the_copy_itself_loads(copy: Path) -> None:
+    program = load_program(copy / "birth_benefit.yaml")
     assert isinstance(program, Program)
     assert program == load_catalogue()["birth_benefit"]
 
 
-def test_unknown_key(tmp_path: Path) -> None:
-    message = refused(write(tmp_path, mutated(BIRTH, lambda d: d.update(colour="blue"))))
-    assert "colour: Extra inputs are not permitted" in message
+def test_an_unknown_key_names_its_line(copy: Path) -> None:
+    path = edit(copy / "birth_benefit.yaml", "mode: automatic", "mode: automatic\ncolour: blue")
+    assert refused(path) == f"{path}:{line_of(path, 'colour')}: colour: Extra inputs are not permitted"
 
 
-def test_unknown_key_in_a_nested_object(tmp_path: Path) -> None:
-    data = mutated(BIRTH, lambda d: d["amount"][0]["value"].update(multiply_by=2))
-    message = refused(write(tmp_path, data))
-    assert "amount.0.value.multiply_by: Extra inputs are not permitted" in message
+def test_a_wrong_mode(copy: Path) -> None:
+    path = edit(copy / "birth_benefit.yaml", "mode: automatic", "mode: manual")
+    message = refused(path)
+    assert message.startswith(f"{path}:{line_of(path, 'mode: manual')}: mode: ")
+    assert "'automatic', 'consent', 'notify' or 'stop'" in message
 
 
-def test_wrong_mode(tmp_path: Path) -> None:
-    message = refused(write(tmp_path, mutated(BIRTH, lambda d: d.update(mode="manual"))))
-    assert "mode: Input should be 'automatic', 'consent', 'notify' or 'stop'" in message
+def test_an_unknown_trigger(copy: Path) -> None:
+    path = edit(copy / "birth_benefit.yaml", "[birth_registered]", "[wedding]")
+    assert refused(path).startswith(f"{path}:{line_of(path, 'wedding')}: triggers.0: ")
 
 
-def test_unknown_check_and_trigger(tmp_path: Path) -> None:
-    data = mutated(BIRTH, lambda d: d.update(checks=["alive", "rich"], triggers=["wedding"]))
-    message = refused(write(tmp_path, data))
-    assert "checks.1:" in message
-    assert "triggers.0:" in message
-
-
-def test_parameter_referenced_but_not_defined(tmp_path: Path) -> None:
-    data = mutated(BIRTH, lambda d: d["amount"][0]["value"].update(parameter="bonus"))
-    message = refused(write(tmp_path, data))
-    assert "branch 'standard' names unknown parameter 'bonus'" in message
-
-
-def test_parameter_in_a_condition_must_be_defined(tmp_path: Path) -> None:
-    def change(d: dict[str, Any]) -> None:
-        del d["parameters"]["minimum_capital"]
-
-    message = refused(write(tmp_path, mutated(DISABILITY, change)))
-    assert (
-        "branch 'labour_pension_for_disability' names unknown parameter 'minimum_capital'"
-        in message
-    )
-
-
-def test_branch_reading_an_undeclared_service(tmp_path: Path) -> None:
-    def change(d: dict[str, Any]) -> None:
-        d["services"].remove("pension_fund/record")
-
-    message = refused(write(tmp_path, mutated(DISABILITY, change)))
-    assert (
-        "branch 'labour_pension_for_disability' reads 'pension_fund/record.pension_capital' "
-        "but the program does not declare the service 'pension_fund/record'"
-    ) in message
-
-
-def test_condition_reading_an_undeclared_service(tmp_path: Path) -> None:
-    def change(d: dict[str, Any]) -> None:
-        d["amount"].insert(
-            0,
-            {
-                "id": "rich",
-                "reference": "x",
-                "when": {"fact": "tax/income.monthly_income", "at_least": 100},
-                "value": {"parameter": "amount"},
-            },
-        )
-
-    message = refused(write(tmp_path, mutated(BIRTH, change)))
-    assert "branch 'rich' reads 'tax/income.monthly_income'" in message
-    assert "'tax/income'" in message
-
-
-def test_unknown_service(tmp_path: Path) -> None:
-    data = mutated(BIRTH, lambda d: d["services"].append("secret_police/file"))
-    assert "services.4:" in refused(write(tmp_path, data))
-
-
-def test_last_branch_with_a_condition(tmp_path: Path) -> None:
-    def change(d: dict[str, Any]) -> None:
-        d["amount"][-1]["when"] = {"fact": "disability/status.group", "equals": 3}
-
-    message = refused(write(tmp_path, mutated(DISABILITY, change)))
-    assert "the last amount branch must have no 'when': the table must be total" in message
-
-
-def test_a_benefit_without_branches(tmp_path: Path) -> None:
-    message = refused(write(tmp_path, mutated(BIRTH, lambda d: d.update(amount=[]))))
-    assert "a benefit needs at least one amount branch" in message
-
-
-def test_a_stop_must_say_what_it_stops(tmp_path: Path) -> None:
-    data = mutated(_source("stop_on_death"), lambda d: d.pop("stops"))
-    assert "a program in mode 'stop' must say what it 'stops'" in refused(write(tmp_path, data))
-
-
-def test_a_value_takes_exactly_one_source(tmp_path: Path) -> None:
-    both = mutated(BIRTH, lambda d: d["amount"][0]["value"].update(fact="civil_registry/person.x"))
-    assert "exactly one of 'parameter' or 'fact'" in refused(write(tmp_path, both))
-    neither = mutated(BIRTH, lambda d: d["amount"][0].update(value={"rounding": "half_up"}))
-    assert "exactly one of 'parameter' or 'fact'" in refused(write(tmp_path, neither))
+def test_an_unknown_shared_check(copy: Path) -> None:
+    path = edit(copy / "birth_benefit.yaml", "  - resident\n", "  - rich\n")
+    message = refused(path)
+    assert message.startswith(f"{path}:{line_of(path, '- rich')}: no shared check 'rich'")
+    assert "beneficiary_alive" in message
 
 
 @pytest.mark.parametrize(
-    "dates",
+    ("file", "old", "new", "marker", "expected"),
     [
-        [date(2025, 1, 1), date(2020, 1, 1)],
-        [date(2020, 1, 1), date(2020, 1, 1)],
+        (
+            "birth_benefit.yaml", "value: param.amount", "value: param.bonus", "param.bonus",
+            "branch standard: `param.bonus` (column 0): unknown parameter `bonus`",
+        ),
+        (
+            "disability_payment.yaml", "require: subject.disability_active",
+            "require: subject.disabled", "subject.disabled",
+            "check disability_active: `subject.disabled` (column 0): unknown fact `disabled`",
+        ),
+        (
+            "disability_payment.yaml", "  - pension_fund/record\n", "", "services:",
+            "the rules read pension_fund/record but 'services' does not declare it",
+        ),
     ],
-    ids=["decreasing", "repeated"],
+    ids=["unknown-parameter", "unknown-fact", "undeclared-service"],
 )
-def test_unordered_parameter_dates(tmp_path: Path, dates: list[date]) -> None:
-    def change(d: dict[str, Any]) -> None:
-        for value, day in zip(d["parameters"]["amount"]["values"], dates, strict=True):
-            value["from"] = day
+def test_an_error_names_file_line_and_what(
+    copy: Path, file: str, old: str, new: str, marker: str, expected: str
+) -> None:
+    path = edit(copy / file, old, new)
+    assert refused(path) == f"{path}:{line_of(path, marker)}: {expected}"
 
-    message = refused(write(tmp_path, mutated(BIRTH, change)))
-    assert (
-        "parameters.amount: Value error, values must be in increasing order of 'from', one per date"
-        in message
+
+def test_a_condition_that_is_not_a_condition(copy: Path) -> None:
+    path = edit(
+        copy / "disability_payment.yaml",
+        "when: subject.disability_group == 1",
+        "when: subject.disability_group + 1",
     )
+    assert refused(path).endswith("`subject.disability_group + 1` (column 0): must be bool, not int")
 
 
-def test_parameter_without_values(tmp_path: Path) -> None:
-    data = mutated(BIRTH, lambda d: d["parameters"]["amount"].update(values=[]))
-    assert "parameters.amount.values:" in refused(write(tmp_path, data))
+def test_no_code_can_hide_in_a_rule(copy: Path) -> None:
+    path = edit(copy / "birth_benefit.yaml", "value: param.amount", 'value: __import__("os").system("x")')
+    assert "only the functions of the language can be called" in refused(path)
 
 
-def test_id_not_matching_the_file_name(tmp_path: Path) -> None:
-    path = write(tmp_path, BIRTH, name="birth_grant")
-    assert refused(path) == f"{path}: id 'birth_benefit' must match the file name 'birth_grant'"
+def test_a_service_declared_but_never_read(copy: Path) -> None:
+    path = edit(copy / "birth_benefit.yaml", "  - interior/identity\n", "  - interior/identity\n  - tax/income\n")
+    message = refused(path)
+    assert message.startswith(f"{path}:{line_of(path, 'services:')}: tax/income is declared but no rule reads it")
+
+
+def test_the_last_branch_must_have_no_condition(copy: Path) -> None:
+    path = edit(
+        copy / "disability_payment.yaml",
+        "    value: param.allowance_group_3",
+        "    when: subject.disability_group == 3\n    value: param.allowance_group_3",
+    )
+    assert "the last branch must have no 'when': the table must be total" in refused(path)
+
+
+def test_a_benefit_without_branches(copy: Path) -> None:
+    path = copy / "funeral_allowance.yaml"
+    text = path.read_text(encoding="utf-8")
+    cut = text.index("amount:\n  - id: standard")
+    path.write_text(text[:cut] + "amount: []\n" + text[text.index("parameters:"):], encoding="utf-8")
+    assert "a benefit needs at least one amount branch" in refused(path)
+
+
+def test_a_stop_must_say_what_it_stops(copy: Path) -> None:
+    path = edit(copy / "stop_on_death.yaml", "stops: all", "")
+    assert "a program in mode 'stop' must say what it 'stops'" in refused(path)
+
+
+def test_a_universe_reads_the_subject_only(copy: Path) -> None:
+    path = edit(
+        copy / "disability_payment.yaml",
+        "universe: subject.alive and subject.disability_active",
+        "universe: beneficiary.alive",
+    )
+    assert refused(path) == f"{path}:{line_of(path, 'universe:')}: universe: a universe reads the subject's facts only"
+
+
+def test_unordered_parameter_dates(copy: Path) -> None:
+    path = edit(copy / "birth_benefit.yaml", "{from: 2025-01-01, value: 30000", "{from: 2019-01-01, value: 30000")
+    assert "values must be in increasing order of 'from', one per date" in refused(path)
+
+
+def test_id_not_matching_the_file_name(copy: Path) -> None:
+    path = copy / "birth_grant.yaml"
+    (copy / "birth_benefit.yaml").rename(path)
+    assert refused(path) == f"{path}:{line_of(path, 'id: birth_benefit')}: id 'birth_benefit' must match the file name 'birth_grant'"
 
 
 def test_invalid_yaml(tmp_path: Path) -> None:
@@ -322,22 +313,33 @@ def test_a_file_that_is_not_a_mapping(tmp_path: Path, text: str) -> None:
     assert refused(path) == f"{path}: a program file must be a mapping"
 
 
-def test_catalogue_names_the_bad_file(tmp_path: Path) -> None:
-    write(tmp_path, BIRTH)
-    bad = write(tmp_path, mutated(DISABILITY, lambda d: d.update(mode="sometimes")))
-    with pytest.raises(CatalogueError, match=re.escape(f"{bad}: mode:")):
-        load_catalogue(tmp_path)
+def test_catalogue_names_the_bad_file(copy: Path) -> None:
+    bad = edit(copy / "disability_payment.yaml", "mode: automatic", "mode: sometimes")
+    with pytest.raises(CatalogueError, match=re.escape(f"{bad}:{line_of(bad, 'sometimes')}: mode:")):
+        load_catalogue(copy)
 
 
-def test_catalogue_refuses_a_stop_of_an_unknown_program(tmp_path: Path) -> None:
-    write(tmp_path, _source("disability_status_end"))
+def test_catalogue_refuses_a_stop_of_an_unknown_program(copy: Path) -> None:
+    (copy / "disability_payment.yaml").unlink()
     with pytest.raises(CatalogueError) as info:
-        load_catalogue(tmp_path)
+        load_catalogue(copy)
     assert str(info.value) == (
-        f"{tmp_path / 'disability_status_end'}.yaml: stops: unknown program(s) ['disability_payment']"
+        f"{copy / 'disability_status_end'}.yaml: stops: unknown program(s) ['disability_payment']"
     )
 
 
 def test_empty_directory(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError, match=r"no program files \(\*\.yaml\)"):
         load_catalogue(tmp_path)
+
+
+def test_a_reason_may_quote_only_what_its_check_reads(copy: Path) -> None:
+    edit(
+        copy / "_checks.yaml",
+        "en: the beneficiary is not resident in Azerbaijan",
+        "en: the beneficiary is not resident ({beneficiary.phone})",
+    )
+    with pytest.raises(CatalogueError) as info:
+        load_program(copy / "birth_benefit.yaml")
+    assert "check resident: the en reason quotes {beneficiary.phone}, which the check does not read" in str(info.value)
+    assert str(info.value).startswith(f"{copy / 'birth_benefit.yaml'}:")

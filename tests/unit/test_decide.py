@@ -13,13 +13,17 @@ from haqq.rules.catalogue import Beneficiary, Program, load_catalogue
 from haqq.rules.evaluate import (
     Candidate,
     Decision,
+    FactUse,
     Outcome,
     ParameterUse,
+    Pick,
     decide,
+    person,
     resolve_beneficiary,
 )
 
 CATALOGUE = load_catalogue()
+SCHEMA = CATALOGUE.schema
 BIRTH = CATALOGUE["birth_benefit"]
 DISABILITY = CATALOGUE["disability_payment"]
 FUNERAL = CATALOGUE["funeral_allowance"]
@@ -38,8 +42,8 @@ REF_FLOOR_2020 = "Decree No. 77 of 2019 (illustrative)"
 REF_FLOOR_2025 = "Decree No. 305 of 2024 (illustrative)"
 
 MIN_CAPITAL = 1_200_000
-CAPITAL = "pension_fund/record.pension_capital"
-GROUP = "disability/status.group"
+CAPITAL = "subject.pension_capital"
+GROUP = "subject.disability_group"
 
 
 def facts(
@@ -74,10 +78,27 @@ def facts(
             "address": "Baku",
         }
     if capital is not None:
-        out["pension_fund/record"] = {"pension_capital": capital, "insurance_months": 120}
+        out["pension_fund/record"] = {"pension_capital": capital, "insurance_months": 120, "pensions": []}
     if disability is not None:
         out["disability/status"] = {"active": disability, "group": group}
     return out
+
+
+def judge(
+    program: Program,
+    beneficiary: dict[str, dict[str, Any]],
+    subject: dict[str, dict[str, Any]] | None = None,
+    *,
+    already_paid: bool = False,
+    day: date = DAY,
+) -> Decision:
+    return decide(
+        program,
+        subject=person(SCHEMA, "SUBJECT", beneficiary if subject is None else subject),
+        beneficiary=person(SCHEMA, "BENEFIC", beneficiary),
+        already_paid=already_paid,
+        day=day,
+    )
 
 
 def run(
@@ -87,14 +108,12 @@ def run(
     subject: dict[str, dict[str, Any]] | None = None,
     **kw: Any,
 ) -> Decision:
-    beneficiary = facts(**kw)
-    return decide(
-        program,
-        beneficiary=beneficiary,
-        subject=beneficiary if subject is None else subject,
-        already_paid=already_paid,
-        day=day,
-    )
+    return judge(program, facts(**kw), subject, already_paid=already_paid, day=day)
+
+
+def read(d: Decision) -> dict[str, Any]:
+    """The facts a decision read, by name."""
+    return {f.name: f.value for f in d.facts}
 
 
 def disabled(capital: int | None, group: int | None = 2, day: date = DAY) -> Decision:
@@ -119,10 +138,18 @@ def test_birth_benefit_amount_by_date(day: date, amount: int, since: date, refer
     assert d.amount == amount
     assert d.branch == "standard"
     assert d.program_id == "birth_benefit"
-    assert d.program_version == 1
+    assert d.program_version == 2
     assert d.parameters == (ParameterUse("amount", amount, since, reference),)
-    assert [(r.code, r.reference) for r in d.reasons] == [("standard", "Article 12.2")]
-    assert dict(d.facts) == {}
+    assert [(r.code, r.reference) for r in d.reasons] == [
+        ("standard", "Law on Social Benefits, Article 12.2 (illustrative)")
+    ]
+    assert d.checks_passed == (
+        "beneficiary_known", "beneficiary_alive", "identity_valid", "resident",
+        "consistent_records", "not_already_paid",
+    )
+    # Every fact the checks read, with the institution it came from.
+    assert FactUse("beneficiary.resident", True, "interior/identity") in d.facts
+    assert FactUse("already_paid", False, "caller") in d.facts
 
 
 def test_birth_benefit_before_any_amount_needs_review() -> None:
@@ -130,37 +157,45 @@ def test_birth_benefit_before_any_amount_needs_review() -> None:
     assert d.outcome is Outcome.NEEDS_REVIEW
     assert d.amount == 0
     assert d.branch == "standard"
-    assert [(r.code, r.text) for r in d.reasons] == [
-        ("no_amount", "no amount in force on 2019-12-31")
-    ]
+    assert d.reasons[0].text.startswith("no amount could be computed: ")
+    assert "amount" in d.reasons[0].text
 
 
 def test_funeral_allowance_amount() -> None:
-    d = run(FUNERAL)
+    deceased = facts(alive=False, death_date="2024-05-30")
+    d = run(FUNERAL, subject=deceased)
     assert (d.outcome, d.amount, d.branch) == (Outcome.GRANTED, 15000, "standard")
+    # The death must be on record, whoever asks.
+    alive = run(FUNERAL)
+    assert (alive.outcome, alive.branch) == (Outcome.NEEDS_REVIEW, "death_confirmed")
 
 
 def test_as_dict_is_plain_data() -> None:
     d = run(BIRTH, day=NEW_YEAR)
-    assert d.as_dict() == {
+    data = d.as_dict()
+    assert {k: data[k] for k in ("program", "program_version", "outcome", "amount", "branch", "date")} == {
         "program": "birth_benefit",
-        "program_version": 1,
+        "program_version": 2,
         "outcome": "granted",
         "amount": 30000,
         "branch": "standard",
-        "reasons": [
-            {"code": "standard", "text": "all conditions are met", "reference": "Article 12.2"}
-        ],
-        "parameters": [
-            {
-                "name": "amount",
-                "value": 30000,
-                "effective_from": "2025-01-01",
-                "reference": REF_BIRTH_2025,
-            }
-        ],
-        "facts": {},
+        "date": "2025-01-01",
     }
+    assert data["reasons"] == [
+        {
+            "code": "standard",
+            "text": "all conditions are met",
+            "reference": "Law on Social Benefits, Article 12.2 (illustrative)",
+            "texts": {},
+        }
+    ]
+    assert data["parameters"] == [
+        {"name": "amount", "value": 30000, "effective_from": "2025-01-01", "reference": REF_BIRTH_2025}
+    ]
+    assert {"name": "beneficiary.birth_date", "value": "1990-01-01", "source": "civil_registry/person"} in data["facts"]
+    import json
+
+    assert json.loads(json.dumps(data)) == data
 
 
 # --- disability payment ----------------------------------------------------------------------
@@ -198,7 +233,9 @@ def test_labour_pension_trace_names_parameters_and_facts() -> None:
         ParameterUse("capital_months", 144, date(2020, 1, 1), REF_MONTHS),
         ParameterUse("labour_pension_minimum", 28000, date(2025, 1, 1), REF_FLOOR_2025),
     )
-    assert dict(d.facts) == {CAPITAL: 5_000_000}
+    assert read(d)[CAPITAL] == 5_000_000
+    assert FactUse(CAPITAL, 5_000_000, "pension_fund/record") in d.facts
+    assert GROUP not in read(d)  # the branch that decided came before the group branches
     assert [(r.code, r.reference) for r in d.reasons] == [
         ("labour_pension_for_disability", "Law on Labour Pensions, Article 9.2 (illustrative)")
     ]
@@ -218,7 +255,7 @@ def test_capital_one_below_the_minimum_gets_the_social_allowance() -> None:
             "Law on Social Allowances, Art. 7.1.2 (illustrative)",
         ),
     )
-    assert dict(below.facts) == {CAPITAL: MIN_CAPITAL - 1, GROUP: 2}
+    assert (read(below)[CAPITAL], read(below)[GROUP]) == (MIN_CAPITAL - 1, 2)
     assert below.reasons[0].reference == "Law on Social Allowances, Article 7.1.2 (illustrative)"
 
 
@@ -239,7 +276,7 @@ def test_social_allowance_by_group(group: int | None, branch: str, amount: int) 
 
 def test_group_3_trace_shows_every_fact_read() -> None:
     d = disabled(100, group=3)
-    assert dict(d.facts) == {CAPITAL: 100, GROUP: 3}
+    assert (read(d)[CAPITAL], read(d)[GROUP]) == (100, 3)
     assert [p.name for p in d.parameters] == ["minimum_capital", "allowance_group_3"]
 
 
@@ -281,7 +318,7 @@ CHECK_ORDER = [
     (
         dict(known=False, identity=False, already_paid=True),
         Outcome.NEEDS_REVIEW,
-        "unknown_person",
+        "beneficiary_known",
     ),
     (
         dict(
@@ -292,29 +329,29 @@ CHECK_ORDER = [
             already_paid=True,
         ),
         Outcome.DENIED,
-        "deceased",
+        "beneficiary_alive",
     ),
     (
         dict(document_valid=False, resident=False, interior_birth="1991-01-01", already_paid=True),
         Outcome.NEEDS_REVIEW,
-        "identity_document_invalid",
+        "identity_valid",
     ),
     (
         dict(identity=False, already_paid=True),
         Outcome.NEEDS_REVIEW,
-        "no_identity",
+        "identity_valid",
     ),
     (
         dict(resident=False, interior_birth="1991-01-01", already_paid=True),
         Outcome.DENIED,
-        "not_resident",
+        "resident",
     ),
     (
         dict(interior_birth="1991-01-01", already_paid=True),
         Outcome.NEEDS_REVIEW,
-        "inconsistent_records",
+        "consistent_records",
     ),
-    (dict(already_paid=True), Outcome.DENIED, "already_paid"),
+    (dict(already_paid=True), Outcome.DENIED, "not_already_paid"),
 ]
 
 
@@ -327,31 +364,37 @@ def test_checks_in_order_the_first_failure_decides(
     d = run(BIRTH, **broken)
     assert d.outcome is outcome
     assert [r.code for r in d.reasons] == [code]
-    assert d.reasons[0].reference == "Law on Social Benefits (illustrative), Article 12.1"
+    assert d.reasons[0].reference.startswith("Law on Social Benefits, Article ")
+    assert set(d.reasons[0].texts) == {"en", "az", "ru"}
     assert d.amount == 0
-    assert d.branch is None
+    assert d.branch == code
     assert d.parameters == ()
 
 
-def test_inconsistent_records_names_both_dates() -> None:
+def test_inconsistent_records_keep_both_dates_in_the_trace() -> None:
     d = run(BIRTH, civil_birth="1990-01-01", interior_birth="1990-01-02")
     assert d.reasons[0].text == (
-        "registries disagree on the birth date (civil registry 1990-01-01, interior 1990-01-02)"
+        "registries disagree on the beneficiary's birth date "
+        "(civil registry 1990-01-01, interior ministry 1990-01-02)"
     )
+    assert "ЗАГС 1990-01-01, МВД 1990-01-02" in d.reasons[0].texts["ru"]
+    assert FactUse("beneficiary.birth_date", date(1990, 1, 1), "civil_registry/person") in d.facts
+    assert FactUse("beneficiary.identity_birth_date", date(1990, 1, 2), "interior/identity") in d.facts
 
 
-def test_a_missing_birth_date_is_not_an_inconsistency() -> None:
+def test_a_missing_birth_date_reads_as_its_default_and_goes_to_a_person() -> None:
     beneficiary = facts()
     del beneficiary["interior/identity"]["birth_date"]
-    d = decide(BIRTH, beneficiary=beneficiary, subject=beneficiary, already_paid=False, day=DAY)
-    assert d.outcome is Outcome.GRANTED
+    d = judge(BIRTH, beneficiary)
+    assert (d.outcome, d.branch) == (Outcome.NEEDS_REVIEW, "consistent_records")
+    assert FactUse("beneficiary.identity_birth_date", date(1900, 1, 1), "default") in d.facts
 
 
 def test_alive_missing_counts_as_not_alive() -> None:
     beneficiary = facts()
     del beneficiary["civil_registry/person"]["alive"]
-    d = decide(BIRTH, beneficiary=beneficiary, subject=beneficiary, already_paid=False, day=DAY)
-    assert (d.outcome, d.reasons[0].code) == (Outcome.DENIED, "deceased")
+    d = judge(BIRTH, beneficiary)
+    assert (d.outcome, d.reasons[0].code) == (Outcome.DENIED, "beneficiary_alive")
 
 
 def test_checks_read_the_beneficiary_not_the_subject() -> None:
@@ -359,31 +402,31 @@ def test_checks_read_the_beneficiary_not_the_subject() -> None:
     child = facts(identity=False, civil_birth="2025-02-01")
     assert run(BIRTH, subject=child).outcome is Outcome.GRANTED
     mother_away = facts(resident=False)
-    d = decide(BIRTH, beneficiary=mother_away, subject=facts(), already_paid=False, day=DAY)
-    assert (d.outcome, d.reasons[0].code) == (Outcome.DENIED, "not_resident")
+    d = judge(BIRTH, mother_away, facts())
+    assert (d.outcome, d.reasons[0].code) == (Outcome.DENIED, "resident")
 
 
 def test_disability_status_is_read_from_the_subject() -> None:
     parent = facts()
     child = facts(civil_birth="2015-05-05", interior_birth="2015-05-05", disability=True, group=1)
-    d = decide(DISABILITY, beneficiary=parent, subject=child, already_paid=False, day=DAY)
+    d = judge(DISABILITY, parent, child)
     assert (d.outcome, d.branch, d.amount) == (Outcome.GRANTED, "social_allowance_group_1", 22000)
 
 
 @pytest.mark.parametrize("status", [False, None])
 def test_no_active_disability_is_denied(status: bool | None) -> None:
     d = run(DISABILITY, disability=status, capital=5_000_000)
-    assert (d.outcome, d.reasons[0].code) == (Outcome.DENIED, "no_disability_status")
+    assert (d.outcome, d.reasons[0].code) == (Outcome.DENIED, "disability_active")
 
 
 def test_disability_inconsistency_comes_before_the_status() -> None:
     d = run(DISABILITY, interior_birth="1989-12-31", disability=False)
-    assert d.reasons[0].code == "inconsistent_records"
+    assert d.reasons[0].code == "consistent_records"
 
 
 def test_disability_already_paid_is_last() -> None:
     d = run(DISABILITY, disability=True, capital=5_000_000, already_paid=True)
-    assert (d.outcome, d.reasons[0].code) == (Outcome.DENIED, "already_paid")
+    assert (d.outcome, d.reasons[0].code) == (Outcome.DENIED, "not_already_paid")
 
 
 # --- stops -----------------------------------------------------------------------------------
@@ -391,29 +434,29 @@ def test_disability_already_paid_is_last() -> None:
 
 def test_stop_on_death() -> None:
     dead = facts(alive=False, death_date="2025-03-01")
-    d = decide(STOP_ON_DEATH, beneficiary=dead, subject=dead, already_paid=False, day=DAY)
+    d = judge(STOP_ON_DEATH, dead)
     assert d.outcome is Outcome.STOP
-    assert (d.amount, d.branch, d.parameters) == (0, None, ())
-    assert [(r.code, r.reference) for r in d.reasons] == [
-        ("stop", "Law on Social Benefits (illustrative), Article 21")
+    assert (d.amount, d.branch, d.parameters) == (0, "stop", ())
+    assert [(r.code, r.text, r.reference) for r in d.reasons] == [
+        ("stop", "entitlements end", "Law on Social Benefits (illustrative), Article 21")
     ]
 
 
 @pytest.mark.parametrize(
-    "person",
+    "answers",
     [facts(alive=True), facts(alive=False, death_date=None)],
     ids=["alive", "no-death-date"],
 )
-def test_stop_on_death_needs_a_confirmed_death(person: dict[str, dict[str, Any]]) -> None:
-    d = decide(STOP_ON_DEATH, beneficiary=person, subject=person, already_paid=False, day=DAY)
-    assert (d.outcome, d.reasons[0].code) == (Outcome.NEEDS_REVIEW, "death_not_confirmed")
+def test_stop_on_death_needs_a_confirmed_death(answers: dict[str, dict[str, Any]]) -> None:
+    d = judge(STOP_ON_DEATH, answers)
+    assert (d.outcome, d.reasons[0].code) == (Outcome.NEEDS_REVIEW, "death_confirmed")
 
 
 def test_stop_of_an_unknown_person_needs_review() -> None:
     nobody = facts(known=False)
     for program in (STOP_ON_DEATH, STATUS_END):
-        d = decide(program, beneficiary=nobody, subject=nobody, already_paid=False, day=DAY)
-        assert (d.outcome, d.reasons[0].code) == (Outcome.NEEDS_REVIEW, "unknown_person")
+        d = judge(program, nobody)
+        assert (d.outcome, d.reasons[0].code) == (Outcome.NEEDS_REVIEW, "subject_known")
 
 
 def test_status_end_stops_even_when_already_paid() -> None:
@@ -433,6 +476,7 @@ def cand(
 
 
 def resolve(relation: Beneficiary, **kw: Any) -> str | None:
+    """The one beneficiary of a relation that picks one (None: nobody qualifies)."""
     args: dict[str, Any] = {
         "subject": "SUBJECT",
         "subject_birth": None,
@@ -443,7 +487,9 @@ def resolve(relation: Beneficiary, **kw: Any) -> str | None:
         "day": TODAY,
     }
     args.update(kw)
-    return resolve_beneficiary(relation, **args)
+    picks = resolve_beneficiary(relation, **args)
+    assert len(picks) == 1 and picks[0].subject == "SUBJECT"
+    return picks[0].beneficiary
 
 
 def test_self() -> None:
@@ -545,3 +591,44 @@ def test_self_or_guardian_leap_day_birthday() -> None:
     kw: dict[str, Any] = {"subject_birth": date(2008, 2, 29), "mother": cand("MOTHER1")}
     assert resolve(r, day=date(2026, 2, 28), **kw) == "MOTHER1"
     assert resolve(r, day=date(2026, 3, 1), **kw) == "SUBJECT"
+
+
+def test_mother() -> None:
+    assert resolve(Beneficiary.MOTHER, mother=cand("MOTHER1"), father=cand("FATHER1")) == "MOTHER1"
+    # A dead mother stays the beneficiary: the checks deny with the reason.
+    assert resolve(Beneficiary.MOTHER, mother=cand("MOTHER1", alive=False)) == "MOTHER1"
+    assert resolve(Beneficiary.MOTHER, father=cand("FATHER1")) is None
+
+
+def test_minor_children_via_the_surviving_parent() -> None:
+    children = [
+        cand("KIDA001", born=date(2015, 1, 1)),
+        cand("KIDB001", born=date(2010, 3, 3)),
+        cand("ADULT01", born=date(2007, 6, 1)),  # 18 today: no longer a minor
+        cand("DEADK01", alive=False, born=date(2016, 1, 1)),
+        cand("ORPHAN1", born=date(2012, 1, 1)),
+    ]
+    parents = {
+        "KIDA001": ("SUBJECT", "WIDOWER"),
+        "KIDB001": ("SUBJECT", "WIDOWER"),
+        "ADULT01": ("SUBJECT", "WIDOWER"),
+        "DEADK01": ("SUBJECT", "WIDOWER"),
+        "ORPHAN1": ("SUBJECT", None),
+    }
+    picks = resolve_beneficiary(
+        Beneficiary.MINOR_CHILDREN_VIA_SURVIVING_PARENT,
+        subject="SUBJECT", subject_birth=date(1980, 1, 1), mother=None, father=None, spouse=None,
+        children=children, day=TODAY, child_parents=parents,
+        people={"WIDOWER": cand("WIDOWER")},
+    )
+    assert picks == [
+        Pick("KIDA001", "WIDOWER"),
+        Pick("KIDB001", "WIDOWER"),
+        Pick("ORPHAN1", None, "no surviving parent on record: a guardian must be found"),
+    ]
+    # A deceased with no minor children starts no case at all.
+    assert resolve_beneficiary(
+        Beneficiary.MINOR_CHILDREN_VIA_SURVIVING_PARENT,
+        subject="SUBJECT", subject_birth=None, mother=None, father=None, spouse=None,
+        children=[children[2]], day=TODAY,
+    ) == []

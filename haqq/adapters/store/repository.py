@@ -158,9 +158,10 @@ class Lookup:
                 found.update((program_id, k) for (k,) in rows)
         return found
 
-    def account_status(self, fins: Iterable[str]) -> dict[str, str]:
-        rows = self._in(accounts.c.fin, fins, accounts.c.fin, accounts.c.status)
-        return {r.fin: r.status for r in rows}
+    def account_status(self, fins: Iterable[str]) -> dict[str, tuple[str, datetime | None]]:
+        """Each known account's status and when the bank answered (None: not yet)."""
+        rows = self._in(accounts.c.fin, fins, accounts.c.fin, accounts.c.status, accounts.c.answered_at)
+        return {r.fin: (r.status, r.answered_at) for r in rows}
 
     def ibans(self, fins: Iterable[str]) -> dict[str, str]:
         rows = self._in(accounts.c.fin, fins, accounts.c.fin, accounts.c.iban)
