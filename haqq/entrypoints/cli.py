@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from haqq.adapters.store import db, reports
 from haqq.domain.errors import HaqqError
 from haqq.domain.fin import check_fin
 from haqq.domain.money import format_azn
+from haqq.entrypoints.cli_rules import rules_app
+from haqq.entrypoints.common import (
+    CountryOption,
+    DbOption,
+    console,
+    err,
+    fail,
+    progress_bar,
+)
+from haqq.entrypoints.common import build_app as _build
+
+_fail = fail
 
 app = typer.Typer(help="haqq: proactive social services, from a life event to a paid benefit.", no_args_is_help=True)
 db_app = typer.Typer(help="The store.", no_args_is_help=True)
@@ -26,41 +35,7 @@ country_app = typer.Typer(help="The synthetic country.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
 app.add_typer(country_app, name="country")
-
-# Piped output (CI logs, `make demo | tee`) gets room for the summary tables.
-console = Console() if sys.stdout.isatty() else Console(width=130)
-err = Console(stderr=True)
-
-DbOption = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL; default $HAQQ_DATABASE_URL or sqlite:///haqq.db")]
-CountryOption = Annotated[Path | None, typer.Option("--country", help="The synthetic country's file; default $HAQQ_COUNTRY or country.db")]
-
-
-@contextmanager
-def progress_bar(label: str):  # type: ignore[no-untyped-def]
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=False, disable=not err.is_terminal,
-    ) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
-
-
-def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
-
-
-def _build(database_url: str | None = None, country: Path | None = None, **kw: Any):  # type: ignore[no-untyped-def]
-    from haqq.bootstrap import Settings, build
-
-    settings = Settings.from_env(database_url=database_url, country=country, **kw)
-    haqq = build(settings)
-    return haqq
-
+app.add_typer(rules_app, name="rules")
 
 # --- db --------------------------------------------------------------------------------------
 

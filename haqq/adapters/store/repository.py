@@ -202,14 +202,14 @@ def flush(conn: Connection, batch: Sequence[CaseWork], writes: Writes, now: date
     bulk.update_rows(conn, cases, "id", gathered)
     bulk.insert_rows(conn, case_transitions, writes.transitions)
     bulk.insert_rows(conn, decisions, writes.decisions)
-    bulk.insert_rows(conn, data_access_log, _one_per_use(writes.access_log))
+    bulk.insert_rows(conn, data_access_log, one_per_use(writes.access_log))
     insert_ignore(conn, accounts, writes.accounts, ["fin"])
     insert_ignore(conn, payments, writes.payments, ["key"])
     insert_ignore(conn, notifications, writes.notifications, ["key"])
     _apply_stops(conn, writes.stops, now)
 
 
-def _one_per_use(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def one_per_use(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One log row per person, message and case: a message read again for a case it served
     is logged against that case only once, and a row naming a case supersedes one that doesn't."""
     served = {(r["fin"], r["message_id"]) for r in rows if r["case_id"] is not None}
