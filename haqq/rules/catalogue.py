@@ -10,12 +10,12 @@ named by id. Every error names the file, the line and what is wrong.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
@@ -235,7 +235,8 @@ class Catalogue:
             raise CatalogueError(f"no program {program_id!r} in the catalogue (known: {known})") from None
 
 
-def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[yamlpos.Path, int]]:
+def read_yaml(path: Path, what: str = "a program file") -> tuple[dict[str, Any], dict[yamlpos.Path, int]]:
+    """A YAML mapping and the line of each of its values; errors name the file."""
     try:
         text = path.read_text(encoding="utf-8")
         raw: Any = yaml.safe_load(text)
@@ -243,13 +244,30 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[yamlpos.Path, int]]:
     except yaml.YAMLError as exc:
         raise CatalogueError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
-        raise CatalogueError(f"{path}: a program file must be a mapping")
+        raise CatalogueError(f"{path}: {what} must be a mapping")
     return raw, positions
 
 
-def _locator(path: Path, positions: dict[yamlpos.Path, int], base: Sequence[str | int] = ()):  # type: ignore[no-untyped-def]
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], raw: Mapping[str, Any], at: Callable[[Sequence[str | int]], str]) -> M:
+    """``raw`` as ``model``; every problem named with its place (``file:line``) and field."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{at(err['loc'])}: {'.'.join(str(p) for p in err['loc']) or '(file)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise CatalogueError(problems) from None
+
+
+def locator(path: Path, positions: dict[yamlpos.Path, int]) -> Callable[[Sequence[str | int]], str]:
+    """``file:line`` of a value, by its path in the document."""
+
     def at(loc: Sequence[str | int]) -> str:
-        line = yamlpos.line_of(positions, [*base, *loc])
+        line = yamlpos.line_of(positions, loc)
         return f"{path}:{line}" if line else str(path)
 
     return at
@@ -260,9 +278,9 @@ def load_shared_checks(directory: Path) -> dict[str, dict[str, Any]]:
     path = directory / SHARED_CHECKS
     if not path.exists():
         return {}
-    raw, positions = _read_yaml(path)
+    raw, positions = read_yaml(path, "a shared checks file")
     rows = raw.get("checks")
-    at = _locator(path, positions)
+    at = locator(path, positions)
     if not isinstance(rows, list):
         raise CatalogueError(f"{at(('checks',))}: 'checks' must be a list of checks")
     shared: dict[str, dict[str, Any]] = {}
@@ -284,16 +302,9 @@ def load_program(
     """Read one catalogue file; errors name the file, the line and what is wrong."""
     schema = schema or load_schema()
     shared = load_shared_checks(path.parent) if shared is None else shared
-    raw, positions = _read_yaml(path)
-    at = _locator(path, positions)
-    try:
-        program = Program.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{at(err['loc'])}: {'.'.join(str(p) for p in err['loc']) or '(file)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise CatalogueError(problems) from None
+    raw, positions = read_yaml(path)
+    at = locator(path, positions)
+    program = validated(Program, raw, at)
     if program.id != path.stem:
         raise CatalogueError(f"{at(('id',))}: id {program.id!r} must match the file name {path.stem!r}")
     checks: list[dict[str, Any]] = []

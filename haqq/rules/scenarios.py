@@ -18,12 +18,19 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from haqq.domain.errors import CatalogueError
 from haqq.rules import yamlpos
-from haqq.rules.catalogue import STOP_BRANCH, Catalogue, Mode, Program
+from haqq.rules.catalogue import (
+    STOP_BRANCH,
+    Catalogue,
+    Mode,
+    Program,
+    locator,
+    read_yaml,
+    validated,
+)
 from haqq.rules.lang import Case, Person, Schema, VectorProgram, to_frames
 from haqq.rules.lang.types import SINGLE_RELATIONS
 
@@ -104,20 +111,8 @@ class Loaded:
 
 def load_file(path: Path, catalogue: Catalogue) -> Loaded:
     """Read and check one scenario file; errors name the file, the line and what is wrong."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        raw = yaml.safe_load(text)
-        positions = yamlpos.lines(text)
-    except yaml.YAMLError as exc:
-        raise CatalogueError(f"{path}: not valid YAML: {exc}") from None
-    try:
-        parsed = ScenarioFile.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{path}:{yamlpos.line_of(positions, e['loc'])}: {'.'.join(map(str, e['loc']))}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise CatalogueError(problems) from None
+    raw, positions = read_yaml(path, "a scenario file")
+    parsed = validated(ScenarioFile, raw, locator(path, positions))
     if parsed.program not in catalogue.programs:
         raise CatalogueError(f"{path}:{yamlpos.line_of(positions, ['program'])}: no program {parsed.program!r}")
     lines = [yamlpos.line_of(positions, ["scenarios", i]) or 0 for i in range(len(parsed.scenarios))]
