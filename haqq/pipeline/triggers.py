@@ -57,6 +57,13 @@ def case_id(
     return f"C{int(occurred_at.timestamp()):010X}{digest[:9].upper()}"
 
 
+def _programs(ctx: StepContext, event: ClaimedEvent) -> list[Program]:
+    """The programs an event starts: all its type triggers, or the one it names (an event the
+    sweep raised for a missed right names the program it found)."""
+    only = event.payload.get("program")
+    return [p for p in ctx.catalogue.triggered_by(event.type) if only is None or p.id == only]
+
+
 def _candidate(fin: str | None, person: Answers, identity: Answers) -> Candidate | None:
     if not fin or fin not in person:
         return None
@@ -80,7 +87,7 @@ def _links(family: Answers, fin: str) -> Mapping[str, Any]:
 
 def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> list[dict[str, Any]]:
     """The rows of the cases the events start (none for an event no program takes)."""
-    programs = {e.id: ctx.catalogue.triggered_by(e.type) for e in claimed}
+    programs = {e.id: _programs(ctx, e) for e in claimed}
     relational = [e for e in claimed if any(p.beneficiary is not Beneficiary.SELF for p in programs[e.id])]
     as_of = ctx.as_of = max(e.received_at for e in claimed)
     family: Answers = {}

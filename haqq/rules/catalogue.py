@@ -169,9 +169,7 @@ class Program(_Strict):
     def needs(self) -> dict[Whose, frozenset[Service]]:
         """Whose data the program asks for, and from which services: what its rules read, and
         the beneficiary's mobile number for a program that texts the citizen."""
-        found = reads(self.table, self.table.schema)
-        if self.mode is not Mode.STOP:
-            found.setdefault(("beneficiary", None), set()).add(Service.MOBILE_NUMBER)
+        found = needed(self, self.table, self.table.schema)
         return {whose: frozenset(services) for whose, services in sorted(found.items(), key=str)}
 
     def legal_reference(self) -> str:
@@ -208,6 +206,17 @@ def reads(table: Table, schema: Schema) -> dict[Whose, set[Service]]:
                     services = found.setdefault((node.role, None), set())
                 if node.name != "exists":
                     services.add(Service(schema.facts[node.name].service))
+    return found
+
+
+def needed(program: Program, table: Table, schema: Schema) -> dict[Whose, set[Service]]:
+    """What the program asks for: what its rules read, the beneficiary's mobile number when it
+    texts the citizen, the subject's birth date when payments end at an age."""
+    found = reads(table, schema)
+    if program.mode is not Mode.STOP:
+        found.setdefault(("beneficiary", None), set()).add(Service.MOBILE_NUMBER)
+    if program.schedule.until_age:
+        found.setdefault(("subject", None), set()).add(Service.CIVIL_PERSON)
     return found
 
 
@@ -373,17 +382,15 @@ def _check_placeholders(program: Program, table: Table, at: Any) -> None:
 def _check_services(program: Program, table: Table, schema: Schema, at: Any) -> None:
     """The program declares exactly the services its rules read, plus the mobile number registry
     for programs that text the citizen: the gather step asks for those and nothing more."""
-    needed = services_read(table, schema)
-    if program.mode is not Mode.STOP:
-        needed.add(Service.MOBILE_NUMBER)
+    wanted = {s for services in needed(program, table, schema).values() for s in services}
     declared = set(program.services)
-    missing = sorted(s.value for s in needed - declared)
+    missing = sorted(s.value for s in wanted - declared)
     if missing:
         raise CatalogueError(
             f"{at(('services',))}: the rules read {', '.join(missing)} but 'services' does not "
             "declare it"
         )
-    unused = sorted(s.value for s in declared - needed)
+    unused = sorted(s.value for s in declared - wanted)
     if unused:
         raise CatalogueError(
             f"{at(('services',))}: {', '.join(unused)} is declared but no rule reads it: "
