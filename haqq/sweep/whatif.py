@@ -86,8 +86,8 @@ def changed_tables(
             tables[program.id] = dataclasses.replace(table, parameters=parameters)
         if not hit:
             where = f"program {program_id!r}" if dot else "any swept program"
-            known = sorted({f"{p.id}.{n}" for p in targets for n in p.table.parameters})
-            raise UnknownParameter(f"--set {name}: no parameter {param!r} in {where} (known: {', '.join(known)})")
+            names = sorted({f"{p.id}.{n}" for p in targets for n in p.table.parameters})
+            raise UnknownParameter(f"--set {name}: no parameter {param!r} in {where} (known: {', '.join(names)})")
     return tables
 
 
