@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from haqq.country import snapshot
@@ -43,11 +44,14 @@ B_ROW = "__b_row"
 REVIEW = "__review"
 BENEFICIARY_FIN = f"beneficiary{SEP}fin"
 SUBJECT = "subject"
+#: A row number no registry reaches (stands for "nobody" inside :meth:`Registry.rows_of`).
+MISSING_ROW = np.iinfo(np.uint32).max
 
 
 def fin_key(expr: pl.Expr) -> pl.Expr:
-    """A FIN (seven ASCII characters) as an unsigned 64-bit key; null stays null."""
-    return (expr + "\x00").cast(pl.Binary).bin.reinterpret(dtype=pl.UInt64, endianness="big")
+    """A FIN as a 64-bit key: its seven characters are base-36 digits (the FIN alphabet is
+    digits and upper-case letters), so the key is unique; null stays null."""
+    return expr.str.to_integer(base=36, dtype=pl.Int64)
 
 
 def link_key(relation: str) -> str:
@@ -76,16 +80,24 @@ class Registry:
         return self.persons.height
 
     def rows_of(self, keys: pl.Series) -> pl.Series:
-        """The row of each key (null: nobody with that FIN on the day, or a null key)."""
-        n = self.sorted_keys.len()
-        if n == 0:
-            return pl.Series(values=[None] * keys.len(), dtype=pl.UInt32)
-        at = self.sorted_keys.search_sorted(keys.cast(pl.UInt64), side="left")
-        frame = pl.DataFrame({"q": keys.cast(pl.UInt64), "at": at.clip(0, n - 1)})
-        hit = self.sorted_keys.gather(frame["at"])
-        rows = self.order.gather(frame["at"])
-        found = (hit == frame["q"]).fill_null(False)
-        return pl.select(pl.when(found).then(rows).otherwise(None).cast(pl.UInt32)).to_series()
+        """The row of each key (null: nobody with that FIN on the day, or a null key).
+
+        The keys are searched in ascending order (a binary search per key, but walking the
+        index in order stays in the processor's caches), then put back in their own order.
+        """
+        n, m = self.sorted_keys.len(), keys.len()
+        if n == 0 or m == 0:
+            return pl.Series(values=[None] * m, dtype=pl.UInt32)
+        wanted = keys.cast(pl.Int64).fill_null(-1)
+        by_key = wanted.arg_sort()
+        ordered = wanted.gather(by_key)
+        at = self.sorted_keys.search_sorted(ordered, side="left").clip(0, n - 1)
+        found = (self.sorted_keys.gather(at) == ordered).to_numpy()
+        rows = np.where(found, self.order.gather(at).to_numpy(), MISSING_ROW).astype(np.uint32)
+        out = np.empty(m, dtype=np.uint32)
+        out[by_key.to_numpy()] = rows
+        series = pl.Series(out)
+        return pl.select(pl.when(series != MISSING_ROW).then(series)).to_series()
 
     def rows_of_fins(self, fins: Sequence[str] | pl.Series) -> pl.Series:
         series = pl.Series(values=fins, dtype=pl.String)
@@ -104,10 +116,13 @@ def load_registry(
     lazy = snapshot.as_of(persons if persons is not None else snapshot.scan(country), day)
     frame = lazy.select(
         pl.col("fin"),
-        fin_key(pl.col("fin")).alias(KEY),
-        *[fin_key(pl.col(f"{r}_fin")).alias(link_key(r)) for r in LINKS],
+        *[pl.col(f"{r}_fin") for r in LINKS],
         *fact_expressions(schema, names, f"{SUBJECT}{SEP}"),
     ).collect()
+    frame = frame.with_columns(
+        fin_key(pl.col("fin")).alias(KEY),
+        *[fin_key(pl.col(f"{r}_fin")).alias(link_key(r)) for r in LINKS],
+    ).drop([f"{r}_fin" for r in LINKS])
     return index(frame, day, defaulted=tuple(not_held(names)))
 
 
@@ -197,8 +212,8 @@ def universe(registry: Registry, program: Program, table: Table | None = None) -
     own = [n for n in items if not _has_relation(n)]
     rest = [n for n in items if _has_relation(n)]
     frame = registry.persons.with_row_index(S_ROW)
-    if own:
-        frame = frame.filter(_condition(own, table, registry.day))
+    for node in own:
+        frame = _filter(frame, node, table, registry.day)
     frame = frame.select(S_ROW)
     if rest:
         comp = _compiler(table, registry.day)
@@ -213,13 +228,29 @@ def universe(registry: Registry, program: Program, table: Table | None = None) -
     return frame
 
 
-def _condition(nodes: Sequence[Node], table: Table, day: date) -> pl.Expr:
+#: Above this many rows a condition is computed once per distinct value of what it reads.
+DISTINCT_FROM = 100_000
+
+
+def _filter(frame: pl.DataFrame, node: Node, table: Table, day: date) -> pl.DataFrame:
+    """The rows of ``frame`` where ``node`` holds (undefined: does not hold).
+
+    On a large frame the condition is computed once per distinct combination of the columns it
+    reads (birth dates, death dates, flags: a few ten thousand at most), then the rows matching
+    a combination that holds are kept.
+    """
     comp = _compiler(table, day)
-    keep = pl.lit(True)
-    for node in nodes:
-        value, err = comp.node(node)
-        keep = keep & (value if err is None else value & ~err)
-    return keep
+    value, err = comp.node(node)
+    keep = value if err is None else value & ~err
+    columns = sorted(comp.needs)
+    if frame.height < DISTINCT_FROM or not columns:
+        return frame.filter(keep)
+    if len(columns) == 1:
+        values = frame.get_column(columns[0]).unique().to_frame()
+        held = values.filter(keep).get_column(columns[0])
+        return frame.filter(pl.col(columns[0]).is_in(held.implode(), nulls_equal=True))
+    combos = frame.select(columns).unique()
+    return frame.join(combos.filter(keep), on=columns, how="semi", nulls_equal=True)
 
 
 # --- relation columns -------------------------------------------------------------------------

@@ -181,3 +181,25 @@ def test_the_vectorised_beneficiary_is_resolve_beneficiary(country: Path, day: d
 def test_every_fact_is_mapped_or_declared_not_held() -> None:
     assert set(SNAPSHOT_FACTS) == set(CATALOGUE.schema.facts)
     assert not_held(CATALOGUE.schema.facts) == ["address", "children_count", "document_number", "name"]
+
+
+def test_universes_computed_per_distinct_value_equal_the_direct_filter(
+    country: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from haqq.sweep import frames
+
+    programs = swept(CATALOGUE)
+    registry = load(country, DAYS[0], programs, CATALOGUE.schema)
+    direct = {p.id: frames.universe(registry, p)[frames.S_ROW].to_list() for p in programs}
+    monkeypatch.setattr(frames, "DISTINCT_FROM", 0)
+    distinct = {p.id: frames.universe(registry, p)[frames.S_ROW].sort().to_list() for p in programs}
+    assert {k: sorted(v) for k, v in direct.items()} == distinct
+    assert all(direct.values())
+
+
+def test_rows_of_finds_each_fin_in_its_own_order(country: Path) -> None:
+    programs = swept(CATALOGUE)
+    registry = load(country, DAYS[0], programs, CATALOGUE.schema)
+    fins = registry.persons["fin"].sample(500, seed=1).to_list()
+    rows = registry.rows_of_fins([*fins, "ZZZZZZZ", None])  # type: ignore[list-item]
+    assert registry.persons["fin"].gather(rows).to_list() == [*fins, None, None]
