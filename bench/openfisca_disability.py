@@ -50,11 +50,11 @@ def _div_half_up(n: Any, d: Any) -> Any:
 def build_system(history: dict[str, list[tuple[date, int]]]) -> Any:
     """The tax-benefit system; ``history``: per parameter, its (from, value) pairs."""
     try:
-        from openfisca_core.entities import build_entity
-        from openfisca_core.parameters import ParameterNode
-        from openfisca_core.periods import MONTH
-        from openfisca_core.taxbenefitsystems import TaxBenefitSystem
-        from openfisca_core.variables import Variable
+        from openfisca_core.entities import build_entity  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        from openfisca_core.parameters import ParameterNode  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        from openfisca_core.periods import MONTH  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        from openfisca_core.taxbenefitsystems import TaxBenefitSystem  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        from openfisca_core.variables import Variable  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise OpenFiscaMissing(
             "OpenFisca is not installed: pip install -e \".[bench]\" (or run with --no-openfisca)"
@@ -153,7 +153,7 @@ def run(
 ) -> dict[str, np.ndarray]:
     """Build a simulation and calculate: from a situation (``entities``) when given, else from
     the arrays (one per input variable) set directly."""
-    from openfisca_core.simulations import SimulationBuilder
+    from openfisca_core.simulations import SimulationBuilder  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     period = f"{day.year:04d}-{day.month:02d}"
     builder = SimulationBuilder()

@@ -46,7 +46,7 @@ def run_bench(*, population: int, seed: int, openfisca: bool, progress: bool = F
 
         ofd.build_system  # noqa: B018 - fail early, before the measurement, when missing
         try:
-            import openfisca_core  # noqa: F401
+            import openfisca_core  # type: ignore[import-untyped,import-not-found,unused-ignore]  # noqa: F401
         except ImportError:
             raise ofd.OpenFiscaMissing(
                 "OpenFisca is not installed: pip install -e \".[bench]\" (or run with --no-openfisca)"
@@ -99,7 +99,7 @@ def _openfisca(country: Any, catalogue: Any, say: Any) -> dict[str, Any]:
     mine = mine.filter(frame.population["__review"].is_null())
     inputs = _inputs(pop)
     history = {
-        name: [(v.from_, int(v.value)) for v in program.table.parameters[name].values]  # type: ignore[arg-type]
+        name: [(v.from_, int(v.value)) for v in program.table.parameters[name].values]
         for name in ofd.PARAMETERS
     }
     system = ofd.build_system(history)
