@@ -30,6 +30,7 @@ from haqq.sweep.frames import program_frame
 
 DAY = date(YEAR, 12, 31)
 DISABILITY = "disability_payment"
+SITUATION_SAMPLE = 20_000
 
 
 class BenchFailed(RuntimeError):
@@ -104,16 +105,18 @@ def _openfisca(country: Any, catalogue: Any, say: Any) -> dict[str, Any]:
     }
     system = ofd.build_system(history)
     say(f"disability payment: OpenFisca on {pop.height:,} persons...")
-    entities = ofd.situation(inputs, DAY)
     began = time.perf_counter()
-    theirs = ofd.run(system, inputs, DAY, entities=entities)
+    theirs = ofd.run(system, inputs, DAY)
     of_seconds = time.perf_counter() - began
-    del entities
+    # OpenFisca's documented input, a situation of persons, is far slower to build: measured on
+    # a sample (building it for every person takes many minutes), checked equal too.
+    sample = {k: v[:SITUATION_SAMPLE] for k, v in inputs.items()}
+    entities = ofd.situation(sample, DAY)
     began = time.perf_counter()
-    arrays = ofd.run(system, inputs, DAY)
-    array_seconds = time.perf_counter() - began
+    built = ofd.run(system, sample, DAY, entities=entities)
+    situation_seconds = time.perf_counter() - began
     for key in theirs:
-        if not np.array_equal(theirs[key], arrays[key]):
+        if not np.array_equal(theirs[key][:SITUATION_SAMPLE], built[key]):
             raise BenchFailed(f"OpenFisca's two simulations disagree on {key}")
     branches = np.array(ofd.BRANCHES)
     same_outcome = np.array(ofd.OUTCOMES)[theirs["outcome"]] == mine["outcome"].cast(pl.String).to_numpy()
@@ -128,9 +131,8 @@ def _openfisca(country: Any, catalogue: Any, say: Any) -> dict[str, Any]:
         "disability_seconds": round(haqq_seconds, 3),
         "openfisca_seconds": round(of_seconds, 3),
         "openfisca_ratio": round(of_seconds / haqq_seconds, 2),
-        # The same with the inputs handed to OpenFisca as ready arrays (no situation to read).
-        "openfisca_array_seconds": round(array_seconds, 3),
-        "openfisca_array_ratio": round(array_seconds / haqq_seconds, 2),
+        "openfisca_situation_persons": len(next(iter(sample.values()))),
+        "openfisca_situation_seconds": round(situation_seconds, 3),
     }
 
 
