@@ -151,7 +151,8 @@ def as_of(persons: pl.LazyFrame, day: date) -> pl.LazyFrame:
 
     The same rules as the simulated institutions' answers: a death counts from its date, a
     marriage from its date, a child once born; a document without an end date is valid; work
-    ends on the day of termination; a disability status runs from ``since`` to before ``until``.
+    ends on the day of termination; a disability status runs from ``since`` to before ``until``
+    (the disability registry shows its group and dates once it has begun).
     """
     d = pl.lit(day, dtype=pl.Date)
     col = pl.col
@@ -187,4 +188,6 @@ def as_of(persons: pl.LazyFrame, day: date) -> pl.LazyFrame:
             "disability_active"
         ),
         pl.when(disabled).then(col("disability_group")).alias("disability_group"),
+        pl.when(disabled).then(col("disability_since")).alias("disability_since"),
+        pl.when(disabled).then(col("disability_until")).alias("disability_until"),
     )
