@@ -15,6 +15,7 @@ from haqq.adapters.store import db, reports
 from haqq.domain.errors import HaqqError
 from haqq.domain.fin import check_fin
 from haqq.domain.money import format_azn
+from haqq.entrypoints import cli_sweep
 from haqq.entrypoints.cli_rules import rules_app
 from haqq.entrypoints.common import (
     CountryOption,
@@ -36,6 +37,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
 app.add_typer(country_app, name="country")
 app.add_typer(rules_app, name="rules")
+app.command("sweep")(cli_sweep.sweep_command)
+bench_app.command("sweep")(cli_sweep.bench_sweep)
+bench_app.command("explain")(cli_sweep.bench_explain)
+rules_app.command("whatif")(cli_sweep.whatif_command)
 
 # --- db --------------------------------------------------------------------------------------
 

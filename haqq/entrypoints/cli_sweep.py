@@ -19,7 +19,7 @@ from rich.table import Table
 
 from haqq.domain.errors import HaqqError
 from haqq.domain.money import format_azn
-from haqq.entrypoints.cli import CountryOption, DbOption, console, err
+from haqq.entrypoints.common import CountryOption, DbOption, console, err, fail
 
 T = TypeVar("T")
 
@@ -33,18 +33,12 @@ OutOption = Annotated[
 ]
 
 
-def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
-
-
 def _guarded(work: Callable[[], T]) -> T:
     """Run ``work``; an error haqq raises on purpose is one line and exit code 2."""
     try:
         return work()
     except HaqqError as exc:
-        _fail(str(exc))
-        raise  # unreachable: _fail exits
+        fail(str(exc))
 
 
 @contextmanager

@@ -137,6 +137,8 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> list[dict[str, Any
     for event in claimed:
         for program in programs[event.id]:
             for pick in _picks(program, event, family, person, identity):
+                if event.payload.get("subject") not in (None, pick.subject):
+                    continue  # the sweep raised this event for one child of the deceased
                 fin = pick.beneficiary or event.fin
                 cid = case_id(program.id, event.id, fin, event.occurred_at, subject=pick.subject, event_fin=event.fin)
                 review = pick.reason if pick.beneficiary is None else None
