@@ -64,12 +64,16 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
         facts = case.facts or {}
         key = (case.program.id, once_key(case.program, case.subject_fin, case.beneficiary_fin))
         schema = ctx.catalogue.schema
-        subject = person(schema, case.subject_fin, facts.get("subject") or {}, _relations(facts, "subject"))
+        only = case.program.fact_names
+        subject = person(
+            schema, case.subject_fin, facts.get("subject") or {}, _relations(facts, "subject"), only
+        )
         decision = decide(
             case.program,
             subject=subject,
             beneficiary=person(
-                schema, case.beneficiary_fin, facts.get("beneficiary") or {}, _relations(facts, "beneficiary")
+                schema, case.beneficiary_fin, facts.get("beneficiary") or {},
+                _relations(facts, "beneficiary"), only,
             ),
             already_paid=key in taken,
             day=local_date(case.occurred_at),

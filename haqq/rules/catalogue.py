@@ -152,6 +152,20 @@ class Program(_Strict):
             raise CatalogueError(f"{self.id}: the program's rules were not compiled")
         return self._table
 
+    @cached_property
+    def fact_names(self) -> frozenset[str]:
+        """Every fact the rules read, of anyone (and the subject's birth date when payments end
+        at an age): all a decision needs of a person's record."""
+        names = {
+            node.name
+            for top in _nodes(self.table)
+            for node in walk(top)
+            if isinstance(node, Fact | ChildFact) and node.name != "exists"
+        }
+        if self.schedule.until_age:
+            names.add("birth_date")
+        return frozenset(names)
+
     @property
     def universe_rule(self) -> Node | None:
         """The parsed :attr:`universe` (None when the program is not swept)."""
@@ -185,13 +199,17 @@ STOP_BRANCH = "stop"
 Whose = tuple[str, str | None]
 
 
+def _nodes(table: Table) -> list[Node]:
+    """Every expression of a table: checks, conditions and values."""
+    nodes = [c.require for c in table.checks] + [b.value for b in table.amount]
+    return nodes + [b.when for b in table.amount if b.when is not None]
+
+
 def reads(table: Table, schema: Schema) -> dict[Whose, set[Service]]:
     """Which institution services a table reads, for whom. A relation also needs the family
     record of its role (the civil registry says who the relation is)."""
     found: dict[Whose, set[Service]] = {}
-    nodes = [c.require for c in table.checks] + [b.value for b in table.amount]
-    nodes += [b.when for b in table.amount if b.when is not None]
-    for top in nodes:
+    for top in _nodes(table):
         for node in walk(top):
             if isinstance(node, ChildFact):
                 found.setdefault((node.role, None), set()).add(Service.CIVIL_FAMILY)

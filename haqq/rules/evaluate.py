@@ -9,7 +9,7 @@ parameter used with its effective date and legal reference.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -115,11 +115,19 @@ class Relations:
     children: Sequence[tuple[str, Facts]] = ()
 
 
-def person(schema: Schema, fin: str, answers: Facts, relations: Relations | None = None) -> Person:
-    """A person's typed facts (and relations) from the institutions' answers."""
+def person(
+    schema: Schema,
+    fin: str,
+    answers: Facts,
+    relations: Relations | None = None,
+    only: Collection[str] | None = None,
+) -> Person:
+    """A person's typed facts (and relations) from the institutions' answers; ``only`` the
+    facts named, when given (a program's :attr:`~haqq.rules.catalogue.Program.fact_names`)."""
     r = relations or Relations()
     return schema.person(
-        fin, answers, mother=r.mother, father=r.father, spouse=r.spouse, children=r.children
+        fin, answers, mother=r.mother, father=r.father, spouse=r.spouse, children=r.children,
+        only=only,
     )
 
 

@@ -451,6 +451,7 @@ class SimulatedBank:
                     batch,
                 ):
                     accounts[iban] = (opened_at, closed_at)
+            recorded: list[tuple[Any, ...]] = []
             for t in fresh:
                 at = baku_iso(t.at)
                 status: Literal["accepted", "rejected"] = "accepted"
@@ -466,23 +467,16 @@ class SimulatedBank:
                     status, reason = "rejected", AC01
                 elif account[1] is not None and parse_baku(account[1]) <= parse_baku(at):
                     status, reason = "rejected", AC04
-                conn.execute(
-                    "INSERT INTO bank_transfers "
-                    "(key, fin, iban, amount, reference, at, status, reason, attempts) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        t.key,
-                        t.fin,
-                        t.iban,
-                        int(t.amount),
-                        t.reference,
-                        at,
-                        status,
-                        reason,
-                        tries[t.key],
-                    ),
+                recorded.append(
+                    (t.key, t.fin, t.iban, int(t.amount), t.reference, at, status, reason, tries[t.key])
                 )
                 results[t.key] = TransferResult(key=t.key, status=status, reason=reason)
+            conn.executemany(
+                "INSERT INTO bank_transfers "
+                "(key, fin, iban, amount, reference, at, status, reason, attempts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                recorded,
+            )
         return {k: results[k] for k in keys}
 
     def transfer_count(self) -> int:
@@ -496,6 +490,12 @@ class SimulatedBank:
 
 
 # ---- the SMS gateway ------------------------------------------------------------------------------
+
+
+_INSERT_SENT = (
+    "INSERT INTO sms_sent (key, gateway_id, phone, text, at, reply_code, status, reason) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class SimulatedSmsGateway:
@@ -533,6 +533,7 @@ class SimulatedSmsGateway:
                         batch,
                     ).fetchall()
                 )
+            plain: list[tuple[Any, ...]] = []
             for m in messages:
                 if m.key in results:
                     # Every attempt is counted, so tests can see retries that did not resend.
@@ -540,12 +541,17 @@ class SimulatedSmsGateway:
                         "UPDATE sms_sent SET attempts = attempts + 1 WHERE key = ?", (m.key,)
                     )
                     continue
-                results[m.key] = self._send(conn, m, languages)
+                if m.reply_code:
+                    results[m.key] = self._send(conn, m, languages)
+                else:
+                    # Nobody answers a plain notice: its row can wait for the batch's one insert.
+                    row, results[m.key] = self._accept(m)
+                    plain.append(row)
+            conn.executemany(_INSERT_SENT, plain)
         return {k: results[k] for k in order}
 
-    def _send(
-        self, conn: sqlite3.Connection, m: OutgoingSms, languages: Mapping[str, str]
-    ) -> SubmitResult:
+    def _accept(self, m: OutgoingSms) -> tuple[tuple[Any, ...], SubmitResult]:
+        """The gateway's row and answer for one message."""
         gateway_id = f"SM-{_hex(self.seed, 'sms', m.key)}"
         status: Literal["accepted", "rejected"] = "accepted"
         reason: str | None = None
@@ -553,11 +559,15 @@ class SimulatedSmsGateway:
             status, reason = "rejected", "invalid destination number (expected +994 and 9 digits)"
         elif not m.text:
             status, reason = "rejected", "empty message"
-        conn.execute(
-            "INSERT INTO sms_sent (key, gateway_id, phone, text, at, reply_code, status, reason) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (m.key, gateway_id, m.phone, m.text, baku_iso(m.at), m.reply_code, status, reason),
-        )
+        row = (m.key, gateway_id, m.phone, m.text, baku_iso(m.at), m.reply_code, status, reason)
+        return row, SubmitResult(m.key, gateway_id, status, reason)
+
+    def _send(
+        self, conn: sqlite3.Connection, m: OutgoingSms, languages: Mapping[str, str]
+    ) -> SubmitResult:
+        row, result = self._accept(m)
+        conn.execute(_INSERT_SENT, row)
+        status = result.status
         answered = m.reply_code and conn.execute(
             "SELECT 1 FROM sms_sent s WHERE s.phone = ? AND s.reply_code = ? AND s.key <> ? "
             "AND EXISTS (SELECT 1 FROM sms_inbound i WHERE i.in_reply_to = s.key) LIMIT 1",
@@ -580,7 +590,7 @@ class SimulatedSmsGateway:
                         m.key,
                     ),
                 )
-        return SubmitResult(m.key, gateway_id, status, reason)
+        return result
 
     def _citizen_reply(self, m: OutgoingSms, language: str) -> tuple[str, datetime] | None:
         # Whether and how a citizen answers is theirs (same for a reminder); when, per message.

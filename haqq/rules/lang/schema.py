@@ -8,9 +8,10 @@ reaches an expression.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,15 +62,15 @@ class FactSpec(BaseModel):
             raise ValueError(f"the default {self.default!r} is not of type {self.type.value}")
         return self
 
-    @property
+    @cached_property
     def service(self) -> str:
         return self.from_.partition(".")[0]
 
-    @property
+    @cached_property
     def field(self) -> str:
         return self.from_.partition(".")[2]
 
-    @property
+    @cached_property
     def default_value(self) -> Value:
         if self.kind == "present":
             return False
@@ -116,12 +117,15 @@ class Schema:
     def defaults(self) -> dict[str, Value]:
         return {name: spec.default_value for name, spec in self.facts.items()}
 
-    def record(self, fin: str, answers: Answers) -> Person:
-        """The facts of one person from the institutions' answers (no relations)."""
+    def record(self, fin: str, answers: Answers, only: Collection[str] | None = None) -> Person:
+        """The facts of one person from the institutions' answers (no relations).
+
+        ``only``: just these facts (those a program's rules read); a rule never looks up others.
+        """
         values: dict[str, Value] = {}
         sources: dict[str, str] = {}
-        for name, spec in self.facts.items():
-            value, source = _read(name, spec, answers)
+        for name in self.facts if only is None else only:
+            value, source = _read(name, self.facts[name], answers)
             values[name] = value
             sources[name] = source
         return Person(fin, values, sources)
@@ -135,13 +139,14 @@ class Schema:
         father: tuple[str, Answers] | None = None,
         spouse: tuple[str, Answers] | None = None,
         children: Sequence[tuple[str, Answers]] = (),
+        only: Collection[str] | None = None,
     ) -> Person:
         """A person with relations; each relation is ``(fin, answers)``, absent when None."""
-        record = self.record(fin, answers)
-        record.mother = self.record(*mother) if mother is not None else None
-        record.father = self.record(*father) if father is not None else None
-        record.spouse = self.record(*spouse) if spouse is not None else None
-        record.children = tuple(self.record(*child) for child in children)
+        record = self.record(fin, answers, only)
+        record.mother = self.record(*mother, only) if mother is not None else None
+        record.father = self.record(*father, only) if father is not None else None
+        record.spouse = self.record(*spouse, only) if spouse is not None else None
+        record.children = tuple(self.record(*child, only) for child in children)
         return record
 
 
