@@ -31,7 +31,7 @@ from haqq.rules.catalogue import (
     read_yaml,
     validated,
 )
-from haqq.rules.lang import Case, Person, Schema, VectorProgram, to_frames
+from haqq.rules.lang import Case, Person, Schema
 from haqq.rules.lang.types import SINGLE_RELATIONS
 
 DEFAULT_DIRECTORY = Path(__file__).parent / "scenarios"
@@ -183,6 +183,8 @@ def _case(schema: Schema, file: ScenarioFile, index: int) -> Case:
 
 def run_scenarios(program: Program, loaded: Loaded, schema: Schema) -> list[Result]:
     """Every scenario of a file, on both backends."""
+    from haqq.rules.lang.vector import VectorProgram, to_frames
+
     file = loaded.file
     cases = [_case(schema, file, i) for i in range(len(file.scenarios))]
     by_day: dict[date, list[int]] = defaultdict(list)

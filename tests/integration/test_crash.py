@@ -43,16 +43,25 @@ def test_killed_replay_finishes_every_case_once(store_url: str, country_file: Pa
     app = build(Settings(database_url=store_url, country=country))
     kills = 0
     progress = []
+
+    def steps() -> int:
+        with app.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(case_transitions)).scalar_one())
+
     for _ in range(6):
+        before = steps()
         proc = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(1.0, 2.2))
+        # Kill at a random moment once the run is at work (however long it took to start).
+        deadline = time.monotonic() + 60
+        while steps() == before and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.05, 1.2))
         if proc.poll() is not None:
             break  # it finished before this kill
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
-        with app.engine.connect() as conn:
-            progress.append(conn.execute(select(func.count()).select_from(case_transitions)).scalar_one())
+        progress.append(steps())
     assert kills >= 3, "the replay finished too fast to be killed mid-way; make it bigger"
     assert progress[-1] > 0, "the killed runs made no progress"
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)

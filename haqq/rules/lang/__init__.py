@@ -11,6 +11,8 @@
 The language is documented for policy staff in ``docs/rules-language.md``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from haqq.rules.lang.interpret import (
     Case,
     Evaluation,
@@ -33,7 +35,27 @@ from haqq.rules.lang.table import (
     load_table_file,
 )
 from haqq.rules.lang.types import FactError, Node, Outcome, RuleError, Type
-from haqq.rules.lang.vector import CHILD_PARENT, VectorProgram, column, evaluate_programs, to_frames
+
+if TYPE_CHECKING:
+    from haqq.rules.lang.vector import (
+        CHILD_PARENT,
+        VectorProgram,
+        column,
+        evaluate_programs,
+        to_frames,
+    )
+
+#: The vectorised backend needs Polars, which takes a while to import: it is loaded on first use,
+#: so commands that decide person by person (the pipeline, the CLI) start quickly.
+_VECTOR = {"CHILD_PARENT", "VectorProgram", "column", "evaluate_programs", "to_frames"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _VECTOR:
+        from haqq.rules.lang import vector
+
+        return getattr(vector, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "CHILD_PARENT",
