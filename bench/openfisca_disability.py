@@ -18,7 +18,8 @@ GRANTED, DENIED, REVIEW = 0, 1, 2
 #: The rows of the table, in order: the code of the deciding branch is its index.
 BRANCHES = (
     "beneficiary_known", "beneficiary_alive", "identity_valid", "resident", "consistent_records",
-    "disability_active", "not_already_paid", "labour_pension_for_disability",
+    "disability_active", "no_disability_pension_yet", "not_already_paid",
+    "labour_pension_for_disability",
     "social_allowance_group_1", "social_allowance_group_2", "social_allowance_group_3",
 )
 #: Input variables: name -> value type.
@@ -26,10 +27,11 @@ INPUTS: dict[str, type] = {
     "beneficiary_known": bool, "beneficiary_alive": bool, "beneficiary_identity_known": bool,
     "beneficiary_document_valid": bool, "beneficiary_resident": bool,
     "beneficiary_identity_birth_date": int, "beneficiary_birth_date": int,
-    "disability_active": bool, "already_paid": bool, "pension_capital": int, "disability_group": int,
+    "disability_active": bool, "receives_disability_pension": bool, "already_paid": bool,
+    "pension_capital": int, "disability_group": int,
 }
 #: What each check decides when it fails, in order.
-CHECK_RESULTS = [REVIEW, DENIED, REVIEW, DENIED, REVIEW, DENIED, DENIED]
+CHECK_RESULTS = [REVIEW, DENIED, REVIEW, DENIED, REVIEW, DENIED, DENIED, DENIED]
 CHECKS = len(CHECK_RESULTS)
 PARAMETERS = (
     "minimum_capital", "capital_months", "labour_pension_minimum",
@@ -88,6 +90,7 @@ def build_system(history: dict[str, list[tuple[date, int]]]) -> Any:
             ~persons("beneficiary_resident", period),
             persons("beneficiary_identity_birth_date", period) != persons("beneficiary_birth_date", period),
             ~persons("disability_active", period),
+            persons("receives_disability_pension", period),
             persons("already_paid", period),
             capital >= p.minimum_capital,
             group == 1,

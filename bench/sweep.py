@@ -158,6 +158,7 @@ def _inputs(pop: pl.DataFrame) -> dict[str, np.ndarray]:
         "beneficiary_identity_birth_date": _days(pop["beneficiary__identity_birth_date"]),
         "beneficiary_birth_date": _days(pop["beneficiary__birth_date"]),
         "disability_active": flag("subject__disability_active"),
+        "receives_disability_pension": flag("subject__receives_disability_pension"),
         "already_paid": flag("already_paid"),
         "pension_capital": number("subject__pension_capital"),
         "disability_group": number("subject__disability_group"),

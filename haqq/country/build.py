@@ -37,6 +37,9 @@ DEATH_RATE = 0.006
 DISABILITY_GRANT_RATE = 0.005
 TERMINATION_RATE = 0.040
 MARRIAGE_RATE = 0.006
+#: Per mille of those entitled to a pension who never claimed it (the sweep's missed rights).
+UNCLAIMED_OLD_AGE_PER_MILLE = 30
+UNCLAIMED_DISABILITY_PER_MILLE = 150
 DISABILITY_PREVALENCE = 0.06
 NON_RESIDENT_SHARE = 0.01
 EXPIRED_DOCUMENT_SHARE = 0.005
@@ -338,7 +341,12 @@ class _ChunkBuilder:
         # Kept as a small code into _PENSIONS: strings for every person would cost far more.
         old_code = np.where(months > 0, 1, 2)
         dis_code = np.where((age >= 18) & (months >= 12), 1, 2)
-        self.pensions = np.where(old, old_code, 0) * 3 + np.where(disabled, dis_code, 0)
+        # A few who could receive a pension never claimed it: the rights the sweep should find.
+        # Chosen by a hash of the person, not the generator: the other draws stay as they were.
+        unclaimed = (self.gid * 2_654_435_761) % 1000
+        old_paid = old & (unclaimed >= UNCLAIMED_OLD_AGE_PER_MILLE)
+        dis_paid = disabled & ((unclaimed + 500) % 1000 >= UNCLAIMED_DISABILITY_PER_MILLE)
+        self.pensions = np.where(old_paid, old_code, 0) * 3 + np.where(dis_paid, dis_code, 0)
         self.death = np.full(n, -1, dtype=np.int64)
         self._accounts()
 

@@ -56,6 +56,12 @@ SNAPSHOT_FACTS: Mapping[str, pl.Expr | None] = {
     "pension_capital": col("pension_capital"),
     "insurance_months": col("insurance_months"),
     "pension_count": col("pensions").str.split(",").list.eval(pl.element() != "").list.sum(),
+    "receives_old_age_pension": col("pensions").str.contains(
+        r"(^|,)(old_age_labour_pension|elderly_social_allowance)(,|$)"
+    ),
+    "receives_disability_pension": col("pensions").str.contains(
+        r"(^|,)(disability_labour_pension|disability_social_allowance)(,|$)"
+    ),
     # disability/status
     "disability_known": pl.lit(True),
     "disability_active": col("disability_active"),

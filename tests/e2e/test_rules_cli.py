@@ -74,7 +74,8 @@ def test_explain_in_three_languages_and_logs_the_access(country_dir: Path) -> No
         country_dir / "country.db",
         "SELECT fin FROM persons WHERE disability_group IS NOT NULL AND death_date IS NULL "
         "AND mia_birth_date IS NULL AND resident = 1 AND birth_date < '1990-01-01' "
-        "AND disability_since < '2025-01-01' AND disability_until IS NULL ORDER BY fin LIMIT 1",
+        "AND disability_since < '2025-01-01' AND disability_until IS NULL "
+        "AND pensions NOT LIKE '%disability%' ORDER BY fin LIMIT 1",
     )[0]
     fin = row["fin"]
     en = ok(haqq("rules", "explain", fin, "disability_payment", "--date", "2025-06-01", cwd=country_dir))

@@ -27,6 +27,7 @@ def test_a_late_registered_death_stops_payments_and_claims_back(store_url: str, 
         country_file,
         "SELECT fin, death_date, disability_group FROM persons WHERE disability_group IS NOT NULL "
         "AND disability_since < '2025-01-01' AND (disability_until IS NULL OR disability_until > death_date) "
+        "AND pensions NOT LIKE '%disability%' "
         "AND death_date BETWEEN '2025-04-15' AND '2025-10-01' AND birth_date < '1990-01-01' "
         "AND phone IS NOT NULL AND mia_birth_date IS NULL AND resident = 1 ORDER BY fin LIMIT 1",
     )

@@ -31,6 +31,7 @@ def test_sweep_finds_a_lost_entitlement_and_opens_its_case_once(store_url: str, 
         country_file,
         "SELECT fin, disability_group FROM persons WHERE disability_group IS NOT NULL AND death_date IS NULL "
         "AND disability_since < '2025-01-01' AND disability_until IS NULL AND resident = 1 "
+        "AND pensions NOT LIKE '%disability%' "
         "AND mia_birth_date IS NULL AND birth_date < '1990-01-01' AND phone IS NOT NULL "
         "AND (doc_valid_until IS NULL OR doc_valid_until > '2026-01-01') ORDER BY fin LIMIT 3",
     )

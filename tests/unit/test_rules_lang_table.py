@@ -15,6 +15,7 @@ from haqq.rules.lang import (
     Case,
     FactError,
     FactRead,
+    FactSpec,
     Interpreter,
     Outcome,
     ParameterRead,
@@ -259,3 +260,21 @@ def test_a_table_file_is_read_from_yaml(tmp_path: Path) -> None:
     path.write_text("rules: [", encoding="utf-8")
     with pytest.raises(RuleError, match="disability.yaml: not valid YAML"):
         load_table_file(path, SCHEMA, key="rules")
+
+
+def test_a_contains_fact_says_whether_a_list_field_holds_any_of_its_values() -> None:
+    record = SCHEMA.record("AAAAAAA", {"pension_fund/record": {"pensions": ["elderly_social_allowance"]}})
+    assert record.values["receives_old_age_pension"] is True
+    assert record.values["receives_disability_pension"] is False
+    assert record.sources["receives_old_age_pension"] == "pension_fund/record"
+    none = SCHEMA.record("AAAAAAA", {"pension_fund/record": {"pensions": []}})
+    assert none.values["receives_old_age_pension"] is False
+    absent = SCHEMA.record("AAAAAAA", {})
+    assert (absent.values["receives_old_age_pension"], absent.sources["receives_old_age_pension"]) == (False, "default")
+    with pytest.raises(FactError, match="expected a list for receives_old_age_pension"):
+        SCHEMA.record("AAAAAAA", {"pension_fund/record": {"pensions": "old_age_labour_pension"}}, only=["receives_old_age_pension"])
+
+
+def test_a_contains_fact_must_name_its_values() -> None:
+    with pytest.raises(ValueError, match="a 'contains' fact is a bool"):
+        FactSpec.model_validate({"type": "bool", "from": "pension_fund/record.pensions", "kind": "contains"})

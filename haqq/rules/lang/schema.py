@@ -41,8 +41,10 @@ class FactSpec(BaseModel):
 
     type: Type
     from_: str = Field(alias="from")
-    kind: Literal["value", "present", "count"] = "value"
+    kind: Literal["value", "present", "count", "contains"] = "value"
     default: Any = None
+    #: ``contains``: the items of the list field that make the fact true.
+    values: tuple[str, ...] = ()
     doc: str = ""
 
     @model_validator(mode="after")
@@ -56,6 +58,11 @@ class FactSpec(BaseModel):
         elif self.kind == "count":
             if self.type is not Type.INT or not name or self.default not in (None, 0):
                 raise ValueError("a 'count' fact is an int of a list field, default 0")
+        elif self.kind == "contains":
+            if self.type is not Type.BOOL or not name or not self.values or self.default not in (None, False):
+                raise ValueError(
+                    "a 'contains' fact is a bool, default false: whether a list field holds any of 'values'"
+                )
         elif not name:
             raise ValueError("a 'value' fact names a field: 'service.field'")
         elif not _has_type(self.default, self.type):
@@ -72,7 +79,7 @@ class FactSpec(BaseModel):
 
     @cached_property
     def default_value(self) -> Value:
-        if self.kind == "present":
+        if self.kind in ("present", "contains"):
             return False
         if self.kind == "count":
             return 0
@@ -160,9 +167,11 @@ def _read(name: str, spec: FactSpec, answers: Answers) -> tuple[Value, str]:
     raw = record.get(spec.field) if record else None
     if raw is None:
         return spec.default_value, DEFAULT_SOURCE
-    if spec.kind == "count":
+    if spec.kind in ("count", "contains"):
         if not isinstance(raw, list | tuple):
             raise FactError(f"{service}.{spec.field}: expected a list for {name}, got {raw!r}")
+        if spec.kind == "contains":
+            return any(item in raw for item in spec.values), service
         return len(raw), service
     if spec.type is Type.DATE and isinstance(raw, str):
         try:
