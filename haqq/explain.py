@@ -8,6 +8,7 @@ data was read, with the official who asked and why (a citizen can see it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -35,8 +36,21 @@ class Explained:
     trace: dict[str, Any] | None
 
 
-def explain(app: Haqq, fin: str, program_id: str, day: date, *, requester: str) -> list[Explained]:
-    """What ``program_id`` decides for ``fin`` on ``day`` (several cases for some programs)."""
+class _NothingPaid(repository.Lookup):
+    """The store as if the program had assigned nothing yet."""
+
+    def existing_entitlements(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        return set()
+
+
+def explain(
+    app: Haqq, fin: str, program_id: str, day: date, *, requester: str, as_new: bool = False
+) -> list[Explained]:
+    """What ``program_id`` decides for ``fin`` on ``day`` (several cases for some programs).
+
+    ``as_new``: as if nothing had been assigned yet, to show how a person already paid would be
+    decided today.
+    """
     fin = check_fin(fin.strip().upper())
     program = app.catalogue[program_id]
     moment = datetime.combine(day, time(12), tzinfo=BAKU)
@@ -45,7 +59,8 @@ def explain(app: Haqq, fin: str, program_id: str, day: date, *, requester: str) 
     with app.engine.begin() as conn:
         ctx = StepContext(
             catalogue=app.catalogue, institutions=app.institutions, bank=app.bank, sms=app.sms,
-            now=moment, wall=app.wall, writes=writes, lookup=repository.Lookup(conn),
+            now=moment, wall=app.wall, writes=writes,
+            lookup=(_NothingPaid if as_new else repository.Lookup)(conn),
         )
         event = triggers.ClaimedEvent(0, program.triggers[0], fin, moment, {}, moment)
         rows = [r for r in triggers.run([event], ctx) if r["program_id"] == program_id]

@@ -269,6 +269,12 @@ def demo(
     console.print("\nLook at one person with [bold]haqq person FIN[/bold], for example:")
     for fin, what in examples:
         console.print(f"  haqq person {fin}   # {what}")
+    console.print("\nThe rules behind the decisions, and every person against every program:")
+    disabled = next((fin for fin, what in examples if "disability" in what), None)
+    if disabled:
+        console.print(f"  haqq rules explain {disabled} disability_payment --date {year}-12-31 --as-new --lang az")
+    console.print(f"  haqq rules test   ·   haqq sweep --date {year}-12-31   ·   "
+                  "haqq rules whatif --set child_care_allowance.income_per_member_threshold=30000")
 
 
 @app.command("replay")

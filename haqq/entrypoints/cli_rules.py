@@ -122,6 +122,9 @@ def explain(
     program: str,
     on: Annotated[str | None, typer.Option("--date", help="as of this date (YYYY-MM-DD); default today")] = None,
     lang: Annotated[str, typer.Option("--lang", help="az, ru or en")] = "en",
+    as_new: Annotated[
+        bool, typer.Option("--as-new", help="as if nothing had been assigned yet (ignore 'already paid')")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     database_url: DbOption = None,
     country: CountryOption = None,
@@ -142,7 +145,7 @@ def explain(
     try:
         app = build_app(database_url, country)
         db.ensure_ready(app.engine)
-        found = run_explain(app, fin, program, day, requester=f"cli:{getpass.getuser()}")
+        found = run_explain(app, fin, program, day, requester=f"cli:{getpass.getuser()}", as_new=as_new)
     except HaqqError as exc:
         fail(str(exc))
     prog = app.catalogue[program]

@@ -111,3 +111,23 @@ def test_explain_refuses_bad_input_in_one_line(country_dir: Path, args: list[str
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_explain_as_new_shows_the_amount_for_a_person_already_paid(tmp_path: Path) -> None:
+    """After a replay the person is paid: plain explain says so, --as-new shows the computation."""
+    ok(haqq("demo", "--population", "3000", cwd=tmp_path, timeout=300))
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'haqq.db'}")
+    from haqq.adapters.store.schema import entitlements
+
+    with engine.connect() as conn:
+        fin = conn.execute(
+            select(entitlements.c.subject_fin).where(
+                entitlements.c.program_id == "disability_payment", entitlements.c.fin == entitlements.c.subject_fin
+            ).order_by(entitlements.c.subject_fin)
+        ).scalars().first()
+    engine.dispose()
+    assert fin is not None
+    paid = ok(haqq("rules", "explain", fin, "disability_payment", "--date", "2025-12-31", cwd=tmp_path))
+    assert "Not granted." in paid and "rule not_already_paid" in paid
+    fresh = ok(haqq("rules", "explain", fin, "disability_payment", "--date", "2025-12-31", "--as-new", cwd=tmp_path))
+    assert "Granted:" in fresh and "already_paid = no" in fresh
