@@ -238,11 +238,6 @@ def needed(program: Program, table: Table, schema: Schema) -> dict[Whose, set[Se
     return found
 
 
-def services_read(table: Table, schema: Schema) -> set[Service]:
-    """Every institution service a table reads, for anyone."""
-    return {s for services in reads(table, schema).values() for s in services}
-
-
 @dataclass(frozen=True, slots=True)
 class Catalogue:
     """All programs, with a version that names exactly the files they were read from."""

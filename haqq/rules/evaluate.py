@@ -15,7 +15,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from haqq.rules.catalogue import STOP_BRANCH, Beneficiary, Mode, Program
+from haqq.rules.catalogue import Beneficiary, Mode, Program
 from haqq.rules.lang import Case, Evaluation, Person, Schema
 from haqq.rules.lang import Outcome as RuleOutcome
 
@@ -190,7 +190,6 @@ def from_evaluation(program: Program, evaluation: Evaluation) -> Decision:
 
 
 __all__ = [
-    "STOP_BRANCH",
     "Decision",
     "FactUse",
     "Outcome",
