@@ -62,8 +62,7 @@ def _relations(case: CaseWork, round1: _Round) -> dict[tuple[str, str], list[str
 def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
     for case in cases:
         if case.state is CaseState.DETECTED:
-            count = len({s for ss in case.program.needs.values() for s in ss})
-            ctx.move(case, CaseState.GATHERING, f"gathering {count} services")
+            ctx.move(case, CaseState.GATHERING, f"gathering {len(case.program.asked)} services")
     as_of = ctx.as_of or max(c.at for c in cases)
     first = _Round()
     for case in cases:
@@ -84,10 +83,9 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
     if second.wanted:
         second.ask(ctx, as_of)
     wall = ctx.wall()
+    failed = {**first.failed, **second.failed}
     for case in cases:
-        failed = {**first.failed, **second.failed}
-        needed = {s for ss in case.program.needs.values() for s in ss}
-        missing = sorted(s for s in needed if s in failed)
+        missing = sorted(s for s in case.program.asked if s in failed)
         if missing:
             case.attempts += 1
             case.changed = True

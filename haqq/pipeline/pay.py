@@ -14,6 +14,7 @@ from datetime import date, datetime, time
 from haqq.domain.cases import CaseState
 from haqq.domain.money import Rounding, divide
 from haqq.pipeline.work import BAKU, CaseWork, StepContext, local_date
+from haqq.rules.catalogue import ScheduleKind
 
 
 def month_start(day: date) -> date:
@@ -77,7 +78,7 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
         iban = ibans.get(case.beneficiary_fin)
         start = local_date(case.occurred_at)
         rows = ctx.writes.payments
-        if case.program.schedule.value == "lump_sum":
+        if case.program.schedule.kind is ScheduleKind.LUMP_SUM:
             rows.append(payment_row(case.id, case.beneficiary_fin, case.program.id, "lump",
                                     start, amount, case.at, iban))
         else:

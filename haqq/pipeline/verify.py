@@ -116,7 +116,7 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
                         "once_key": key[1] if case.program.once_per else case.id,
                         "fin": case.beneficiary_fin,
                         "subject_fin": case.subject_fin,
-                        "schedule": case.program.schedule.value,
+                        "schedule": case.program.schedule.kind.value,
                         "amount": decision.amount,
                         "start_date": start,
                         "end_date": end_date(case.program.schedule, start, subject.values.get("birth_date")),

@@ -86,10 +86,6 @@ class Schedule(_Strict):
             raise ValueError("'until_age' and 'months' apply to a monthly schedule only")
         return self
 
-    @property
-    def value(self) -> str:
-        return self.kind.value
-
 
 class LegalBasis(_Strict):
     act: str
@@ -165,6 +161,11 @@ class Program(_Strict):
         if self.schedule.until_age:
             names.add("birth_date")
         return frozenset(names)
+
+    @cached_property
+    def asked(self) -> frozenset[Service]:
+        """Every service the program asks, for anyone."""
+        return frozenset(s for services in self.needs.values() for s in services)
 
     @property
     def universe_rule(self) -> Node | None:

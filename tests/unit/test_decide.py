@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -193,8 +194,6 @@ def test_as_dict_is_plain_data() -> None:
         {"name": "amount", "value": 30000, "effective_from": "2025-01-01", "reference": REF_BIRTH_2025}
     ]
     assert {"name": "beneficiary.birth_date", "value": "1990-01-01", "source": "civil_registry/person"} in data["facts"]
-    import json
-
     assert json.loads(json.dumps(data)) == data
 
 
