@@ -77,7 +77,10 @@ class Haqq:
     sms: SmsGateway
     wall: Callable[[], datetime] = field(default=wall_clock)
 
-    def worker(self, clock: Clock, batch_size: int | None = None) -> Worker:
+    def worker(
+        self, clock: Clock, batch_size: int | None = None, *, shard: int = 0, shards: int = 1
+    ) -> Worker:
+        """A worker; ``shard`` of ``shards`` when several share an embedded (SQLite) store."""
         return Worker(
             engine=self.engine,
             catalogue=self.catalogue,
@@ -87,6 +90,8 @@ class Haqq:
             clock=clock,
             wall=self.wall,
             batch_size=batch_size or self.settings.batch_size,
+            shard=shard,
+            shards=shards,
         )
 
 

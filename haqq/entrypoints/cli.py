@@ -129,24 +129,25 @@ def run(
 
     app_ = _build(database_url, country)
     db.ensure_ready(app_.engine)
-    if workers > 1 and app_.engine.dialect.name == "sqlite":
-        _fail("several workers need PostgreSQL: set HAQQ_DATABASE_URL")
     if workers > 1:
         ctx = multiprocessing.get_context("spawn")
-        procs = [ctx.Process(target=_run_worker, args=(app_.settings, batch_size, follow)) for _ in range(workers)]
+        procs = [
+            ctx.Process(target=_run_worker, args=(app_.settings, batch_size, follow, i, workers))
+            for i in range(workers)
+        ]
         for p in procs:
             p.start()
         for p in procs:
             p.join()
         return
-    _run_worker(app_.settings, batch_size, follow)
+    _run_worker(app_.settings, batch_size, follow, 0, 1)
 
 
-def _run_worker(settings: Any, batch_size: int, follow: bool) -> None:
+def _run_worker(settings: Any, batch_size: int, follow: bool, shard: int, shards: int) -> None:
     from haqq.bootstrap import SystemClock, build
 
     app_ = build(settings)
-    worker = app_.worker(SystemClock(), batch_size)
+    worker = app_.worker(SystemClock(), batch_size, shard=shard, shards=shards)
     if follow:
         worker.run_forever(stop=lambda: False, idle_sleep=0.5)
     else:

@@ -7,40 +7,90 @@ the rows are sent again with the same keys, and the bank or gateway recognises t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 
 from haqq.adapters.store import bulk
-from haqq.adapters.store.repository import insert_ignore, skip_locked
-from haqq.adapters.store.schema import accounts, cases, inbound_sms, notifications, payments
+from haqq.adapters.store.repository import account_status, insert_ignore, skip_locked
+from haqq.adapters.store.schema import (
+    accounts,
+    cases,
+    inbound_sms,
+    notifications,
+    payments,
+    recovery_claims,
+)
 from haqq.domain.cases import CaseState
 from haqq.pipeline.consent import parse_reply
-from haqq.ports import AccountRequest, Bank, OutgoingSms, SmsGateway, Transfer
+from haqq.ports import (
+    AccountAnswer,
+    AccountRequest,
+    Bank,
+    OutgoingSms,
+    SmsGateway,
+    SubmitResult,
+    Transfer,
+    TransferResult,
+)
 
 
-def send_account_requests(conn: Connection, bank: Bank, limit: int) -> int:
+def _awaiting_bank(
+    conn: Connection, status: str, limit: int, shard: tuple[int, int] | None
+) -> list[Row[Any]]:
     stmt = select(accounts.c.fin, accounts.c.request_key, accounts.c.requested_at).where(
-        accounts.c.status == "requested"
+        *account_status(status)
     ).limit(limit)
-    rows = conn.execute(skip_locked(stmt, conn, accounts)).all()
-    if not rows:
-        return 0
-    bank.request_accounts(
-        [AccountRequest(r.request_key, r.fin, "", r.requested_at) for r in rows]
+    if shard is not None:  # by the FIN's last character (SQLite only: unicode())
+        stmt = stmt.where(func.unicode(func.substr(accounts.c.fin, 7, 1)) % shard[1] == shard[0])
+    return list(conn.execute(skip_locked(stmt, conn, accounts)).all())
+
+
+def requested_accounts(
+    conn: Connection, limit: int, shard: tuple[int, int] | None = None
+) -> list[Row[Any]]:
+    """Account requests in the outbox; ``shard`` as for :func:`due_payments`."""
+    return _awaiting_bank(conn, "requested", limit, shard)
+
+
+def request_accounts(bank: Bank, rows: Sequence[Row[Any]]) -> None:
+    """Hand the requests to the bank, each with its idempotency key."""
+    if rows:
+        bank.request_accounts([AccountRequest(r.request_key, r.fin, "", r.requested_at) for r in rows])
+
+
+def record_requests(conn: Connection, rows: Sequence[Row[Any]]) -> int:
+    bulk.update_rows(
+        conn, accounts, "fin", [{"status": "sent", "fin": r.fin} for r in rows],
+        only_if={"status": "requested"},
     )
-    bulk.update_rows(conn, accounts, "fin", [{"status": "sent", "fin": r.fin} for r in rows])
     return len(rows)
 
 
-def take_account_answers(conn: Connection, bank: Bank, now: datetime, limit: int) -> int:
-    """Ask the bank about open requests; an answer wakes the cases waiting on that person."""
-    stmt = select(accounts.c.fin, accounts.c.request_key).where(accounts.c.status == "sent").limit(limit)
-    rows = conn.execute(skip_locked(stmt, conn, accounts)).all()
-    if not rows:
-        return 0
-    answers = bank.account_answers([r.request_key for r in rows], as_of=now)
+def send_account_requests(conn: Connection, bank: Bank, limit: int) -> int:
+    rows = requested_accounts(conn, limit)
+    request_accounts(bank, rows)
+    return record_requests(conn, rows)
+
+
+def awaited_accounts(
+    conn: Connection, limit: int, shard: tuple[int, int] | None = None
+) -> list[Row[Any]]:
+    """Account requests the bank has not answered yet; ``shard`` as for :func:`due_payments`."""
+    return _awaiting_bank(conn, "sent", limit, shard)
+
+
+def ask_bank(bank: Bank, rows: Sequence[Row[Any]], now: datetime) -> Mapping[str, AccountAnswer]:
+    """The bank's answers to these requests, as of ``now``."""
+    return bank.account_answers([r.request_key for r in rows], as_of=now) if rows else {}
+
+
+def record_answers(
+    conn: Connection, rows: Sequence[Row[Any]], answers: Mapping[str, AccountAnswer], now: datetime
+) -> int:
+    """Keep the bank's answers; an answer wakes the cases waiting on that person."""
     done = []
     for r in rows:
         answer = answers.get(r.request_key)
@@ -57,7 +107,7 @@ def take_account_answers(conn: Connection, bank: Bank, now: datetime, limit: int
             }
         )
     if done:
-        bulk.update_rows(conn, accounts, "fin", done)
+        bulk.update_rows(conn, accounts, "fin", done, only_if={"status": "sent"})
         conn.execute(
             update(cases)
             .where(
@@ -70,9 +120,17 @@ def take_account_answers(conn: Connection, bank: Bank, now: datetime, limit: int
     return len(done)
 
 
-def send_payments(
-    conn: Connection, bank: Bank, now: datetime, wall: Callable[[], datetime], limit: int
-) -> int:
+def take_account_answers(conn: Connection, bank: Bank, now: datetime, limit: int) -> int:
+    """Ask the bank about open requests; an answer wakes the cases waiting on that person."""
+    rows = awaited_accounts(conn, limit)
+    return record_answers(conn, rows, ask_bank(bank, rows, now), now)
+
+
+def due_payments(
+    conn: Connection, now: datetime, limit: int, shard: tuple[int, int] | None = None
+) -> list[Row[Any]]:
+    """Scheduled payments due by ``now``, oldest first (claimed on PostgreSQL); with ``shard``
+    ``(i, n)``, only those whose id is ``i`` modulo ``n``."""
     stmt = (
         select(payments.c.id, payments.c.key, payments.c.fin, payments.c.iban,
                payments.c.amount, payments.c.due_at, payments.c.program_id, payments.c.period)
@@ -80,37 +138,91 @@ def send_payments(
         .order_by(payments.c.due_at)
         .limit(limit)
     )
-    rows = conn.execute(skip_locked(stmt, conn, payments)).all()
+    if shard is not None:
+        stmt = stmt.where(payments.c.id % shard[1] == shard[0])
+    return list(conn.execute(skip_locked(stmt, conn, payments)).all())
+
+
+def transfer(bank: Bank, rows: Sequence[Row[Any]]) -> Mapping[str, TransferResult]:
+    """Hand the payments to the bank, each with its idempotency key."""
     if not rows:
-        return 0
-    results = bank.transfer(
+        return {}
+    return bank.transfer(
         [
             Transfer(r.key, r.fin, r.iban or "", r.amount, f"{r.program_id} {r.period}", r.due_at)
             for r in rows
         ]
     )
-    at = wall()
-    bulk.update_rows(
-        conn,
-        payments,
-        "id",
-        [
-            {
-                "status": results[r.key].status,
-                "reason": results[r.key].reason,
-                "sent_at": r.due_at,
-                "sent_wall": at,
-                "id": r.id,
-            }
-            for r in rows
-        ],
-    )
+
+
+def record_payments(
+    conn: Connection,
+    rows: Sequence[Row[Any]],
+    results: Mapping[str, TransferResult],
+    at: datetime,
+) -> int:
+    """Record what the bank answered, for payments still scheduled.
+
+    A payment sent while a stop cancelled it (possible only when it was sent outside the write
+    lock) was paid all the same: it is recorded as the bank answered, and the money it paid
+    after the stop becomes a recovery claim, as for any payment the stop found already paid.
+    """
+    if not rows:
+        return 0
+    answered = [
+        {
+            "status": results[r.key].status,
+            "reason": results[r.key].reason,
+            "sent_at": r.due_at,
+            "sent_wall": at,
+            "id": r.id,
+        }
+        for r in rows
+    ]
+    done = bulk.update_rows(conn, payments, "id", answered, only_if={"status": "scheduled"})
+    if done < len(rows):
+        _paid_while_cancelled(conn, answered, at)
     return len(rows)
 
 
-def send_sms(
-    conn: Connection, sms: SmsGateway, now: datetime, wall: Callable[[], datetime], limit: int
+def _paid_while_cancelled(conn: Connection, answered: Sequence[dict[str, Any]], at: datetime) -> None:
+    by_id = {a["id"]: a for a in answered}
+    raced = conn.execute(
+        select(payments.c.id, payments.c.fin, payments.c.amount, payments.c.reason).where(
+            payments.c.id.in_(sorted(by_id)), payments.c.status == "cancelled"
+        )
+    ).all()
+    paid = [r for r in raced if by_id[r.id]["status"] == "accepted"]
+    if not paid:
+        return
+    bulk.update_rows(
+        conn, payments, "id", [{**by_id[r.id], "reason": r.reason} for r in paid],
+        only_if={"status": "cancelled"},
+    )
+    insert_ignore(
+        conn,
+        recovery_claims,
+        [
+            {"payment_id": r.id, "fin": r.fin, "amount": r.amount,
+             "reason": r.reason or "stopped", "status": "open", "created_at": at}
+            for r in paid
+        ],
+        ["payment_id"],
+    )
+
+
+def send_payments(
+    conn: Connection, bank: Bank, now: datetime, wall: Callable[[], datetime], limit: int
 ) -> int:
+    rows = due_payments(conn, now, limit)
+    return record_payments(conn, rows, transfer(bank, rows), wall())
+
+
+def due_sms(
+    conn: Connection, now: datetime, limit: int, shard: tuple[int, int] | None = None
+) -> list[Row[Any]]:
+    """Pending notifications due by ``now``, oldest first (claimed on PostgreSQL); ``shard`` as
+    for :func:`due_payments`."""
     stmt = (
         select(notifications.c.id, notifications.c.key, notifications.c.phone,
                notifications.c.text, notifications.c.due_at, notifications.c.reply_code)
@@ -118,13 +230,22 @@ def send_sms(
         .order_by(notifications.c.due_at)
         .limit(limit)
     )
-    rows = conn.execute(skip_locked(stmt, conn, notifications)).all()
+    if shard is not None:
+        stmt = stmt.where(notifications.c.id % shard[1] == shard[0])
+    return list(conn.execute(skip_locked(stmt, conn, notifications)).all())
+
+
+def submit(sms: SmsGateway, rows: Sequence[Row[Any]]) -> Mapping[str, SubmitResult]:
+    """Hand the messages to the gateway, each with its idempotency key."""
     if not rows:
-        return 0
-    results = sms.submit(
-        [OutgoingSms(r.key, r.phone, r.text, r.due_at, r.reply_code) for r in rows]
-    )
-    at = wall()
+        return {}
+    return sms.submit([OutgoingSms(r.key, r.phone, r.text, r.due_at, r.reply_code) for r in rows])
+
+
+def record_sms(
+    conn: Connection, rows: Sequence[Row[Any]], results: Mapping[str, SubmitResult], at: datetime
+) -> int:
+    """Record what the gateway answered, for notifications still pending."""
     bulk.update_rows(
         conn,
         notifications,
@@ -139,8 +260,16 @@ def send_sms(
             }
             for r in rows
         ],
+        only_if={"status": "pending"},
     )
     return len(rows)
+
+
+def send_sms(
+    conn: Connection, sms: SmsGateway, now: datetime, wall: Callable[[], datetime], limit: int
+) -> int:
+    rows = due_sms(conn, now, limit)
+    return record_sms(conn, rows, submit(sms, rows), wall())
 
 
 def fetch_inbound(conn: Connection, sms: SmsGateway, now: datetime, limit: int) -> list[str]:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import structlog
 from sqlalchemy import Connection, Engine, select
@@ -20,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from haqq.adapters.store import bulk, repository
 from haqq.adapters.store.schema import cases, events
 from haqq.domain.cases import CaseState
+from haqq.domain.errors import HaqqError
 from haqq.domain.events import EventType
 from haqq.pipeline import (
     account,
@@ -38,6 +40,10 @@ from haqq.ports import Bank, Clock, Institutions, SmsGateway
 from haqq.rules.catalogue import Catalogue
 
 log = structlog.get_logger("haqq.worker")
+
+
+class ClaimLost(HaqqError):
+    """Work read outside the write lock was taken by another worker before it was written."""
 
 S = CaseState
 #: The steps in pipeline order; one pass carries a case as far as it can go now.
@@ -64,6 +70,10 @@ class Worker:
     batch_size: int = 1000
     #: How often in a row a unit may roll back (a lost race, a busy database) before giving up.
     max_retries: int = 8
+    #: This worker's share of the events on SQLite, where workers cannot skip each other's
+    #: locked rows: it takes the events whose id is ``shard`` modulo ``shards``.
+    shard: int = 0
+    shards: int = 1
     done: dict[str, int] = field(default_factory=dict)
     _failures: dict[str, int] = field(default_factory=dict)
 
@@ -90,63 +100,113 @@ class Worker:
         """Start the cases of a batch of events and carry them as far as they go now.
 
         New cases are written once, in the state they reached, with every step recorded.
+        On PostgreSQL the claim (``FOR UPDATE SKIP LOCKED``), the work and the writes are one
+        transaction. On SQLite with several workers, a worker takes only the events of its
+        shard and works on them outside the write lock (which SQLite holds for the whole
+        database); the writes then go in one short transaction that first checks the events are
+        still unclaimed, so the workers' work overlaps and only their writes take turns.
         """
+        if self.shards > 1 and self.engine.dialect.name == "sqlite":
+            with self.engine.connect().execution_options(read_only=True) as reading, reading.begin():
+                claimed = self._claim_events(reading, now)
+                if not claimed:
+                    return 0
+                ctx = self._context(now, reading)
+                new_cases = self._start_cases(claimed, ctx, now)
+            write = self._prepare_started(claimed, new_cases, ctx, now, "sqlite")
+            with self.engine.begin() as conn:
+                write(conn)
+            return self._count("events", len(claimed))
         with self.engine.begin() as conn:
-            stmt = (
-                select(events.c.id, events.c.type, events.c.fin, events.c.occurred_at,
-                       events.c.payload, events.c.received_at)
-                .where(events.c.status == "received", events.c.received_at <= now)
-                .order_by(events.c.received_at, events.c.id)
-                .limit(self.batch_size)
-            )
-            rows = conn.execute(repository.skip_locked(stmt, conn, events)).all()
-            if not rows:
+            claimed = self._claim_events(conn, now)
+            if not claimed:
                 return 0
-            claimed = {
-                r.id: triggers.ClaimedEvent(
-                    r.id, EventType(r.type), r.fin, r.occurred_at, r.payload, r.received_at
-                )
-                for r in rows
-            }
             ctx = self._context(now, conn)
-            new_cases = triggers.run(list(claimed.values()), ctx)
-            batch = [
-                CaseWork(
-                    id=row["id"],
-                    program=self.catalogue[row["program_id"]],
-                    state=CaseState(row["state"]),
-                    due_at=row["due_at"],
-                    event_id=row["event_id"],
-                    event_type=claimed[row["event_id"]].type,
-                        occurred_at=claimed[row["event_id"]].occurred_at,
-                    subject_fin=row["subject_fin"],
-                    beneficiary_fin=row["beneficiary_fin"],
-                    created_at=row["created_at"],
-                    review_reason=row["review_reason"],
-                )
-                for row in new_cases
-            ]
-            self._advance(batch, ctx, now)
-            for row, case in zip(new_cases, batch, strict=True):
-                row.update(
-                    state=case.state.value, due_at=case.due_at, facts=case.facts,
-                    review_reason=case.review_reason, consent_answer=case.consent_answer,
-                    reminders=case.reminders, attempts=case.attempts, updated_at=now,
-                )
-            bulk.insert_rows(conn, cases, new_cases)
-            repository.flush(conn, [], ctx.writes, now)
-            started = {c["event_id"] for c in new_cases}
-            bulk.update_rows(
-                conn,
-                events,
-                "id",
-                [
-                    {"status": "triggered" if e.id in started else "no_program",
-                     "processed_at": e.received_at, "id": e.id}
-                    for e in claimed.values()
-                ],
+            new_cases = self._start_cases(claimed, ctx, now)
+            self._prepare_started(claimed, new_cases, ctx, now, conn.dialect.name)(conn)
+        return self._count("events", len(claimed))
+
+    def _claim_events(self, conn: Connection, now: datetime) -> dict[int, triggers.ClaimedEvent]:
+        stmt = (
+            select(events.c.id, events.c.type, events.c.fin, events.c.occurred_at,
+                   events.c.payload, events.c.received_at)
+            .where(events.c.status == "received", events.c.received_at <= now)
+            .order_by(events.c.received_at, events.c.id)
+            .limit(self.batch_size)
+        )
+        if self.shards > 1 and conn.dialect.name == "sqlite":
+            stmt = stmt.where(events.c.id % self.shards == self.shard)
+        rows = conn.execute(repository.skip_locked(stmt, conn, events)).all()
+        return {
+            r.id: triggers.ClaimedEvent(
+                r.id, EventType(r.type), r.fin, r.occurred_at, r.payload, r.received_at
             )
-        return self._count("events", len(rows))
+            for r in rows
+        }
+
+    def _start_cases(
+        self, claimed: dict[int, triggers.ClaimedEvent], ctx: StepContext, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The new cases of the claimed events as rows, advanced as far as they go now."""
+        new_cases = triggers.run(list(claimed.values()), ctx)
+        batch = [
+            CaseWork(
+                id=row["id"],
+                program=self.catalogue[row["program_id"]],
+                state=CaseState(row["state"]),
+                due_at=row["due_at"],
+                event_id=row["event_id"],
+                event_type=claimed[row["event_id"]].type,
+                occurred_at=claimed[row["event_id"]].occurred_at,
+                subject_fin=row["subject_fin"],
+                beneficiary_fin=row["beneficiary_fin"],
+                created_at=row["created_at"],
+                review_reason=row["review_reason"],
+            )
+            for row in new_cases
+        ]
+        self._advance(batch, ctx, now)
+        for row, case in zip(new_cases, batch, strict=True):
+            row.update(
+                state=case.state.value, due_at=case.due_at, facts=case.facts,
+                review_reason=case.review_reason, consent_answer=case.consent_answer,
+                reminders=case.reminders, attempts=case.attempts, updated_at=now,
+            )
+        return new_cases
+
+    @staticmethod
+    def _prepare_started(
+        claimed: dict[int, triggers.ClaimedEvent],
+        new_cases: list[dict[str, Any]],
+        ctx: StepContext,
+        now: datetime,
+        dialect: str,
+    ) -> Callable[[Connection], None]:
+        """The writes of a batch of events, converted: mark the events taken (only those still
+        waiting, else nothing is written), then write their cases and all the cases produced."""
+        started = {c["event_id"] for c in new_cases}
+        take = bulk.prepare_update(
+            dialect,
+            events,
+            "id",
+            [
+                {"status": "triggered" if e.id in started else "no_program",
+                 "processed_at": e.received_at, "id": e.id}
+                for e in claimed.values()
+            ],
+            only_if={"status": "received"},
+        )
+        insert_cases = bulk.prepare_insert(dialect, cases, new_cases)
+        rest = repository.prepare_flush(dialect, [], ctx.writes, now)
+
+        def write(conn: Connection) -> None:
+            taken = take(conn)
+            if taken != len(claimed):
+                raise ClaimLost(f"{len(claimed) - taken} of {len(claimed)} events were taken meanwhile")
+            insert_cases(conn)
+            rest(conn)
+
+        return write
 
     @staticmethod
     def _advance(batch: Sequence[CaseWork], ctx: StepContext, now: datetime) -> None:
@@ -182,11 +242,23 @@ class Worker:
         return due
 
     def dispatch(self, now: datetime, due: set[str]) -> int:
-        """Send the due outbox rows and take in answers, in one transaction."""
+        """Send the due outbox rows and take in answers, in one transaction.
+
+        On SQLite with several workers, each sends the payments and SMS of its shard outside
+        the write lock (the keys make a repeat harmless), then records the answers, with the
+        rest of the round, in one short turn.
+        """
         n = 0
         acks: list[str] = []
         size = self.batch_size * 5
+        sent: list[Callable[[Connection, datetime], int]] = []
+        if self.shards > 1 and self.engine.dialect.name == "sqlite":
+            sent = self._send_outside(now, due, size)
+            due = due - {"payments", "sms", "accounts"}
         with self.engine.begin() as conn:
+            at = self.wall()
+            for record in sent:
+                n += record(conn, at)
             if "accounts" in due:
                 n += self._count("account_requests", dispatch.send_account_requests(conn, self.bank, size))
                 n += self._count("account_answers", dispatch.take_account_answers(conn, self.bank, now, size))
@@ -202,6 +274,30 @@ class Worker:
         if acks:
             self.sms.ack(acks)
         return n
+
+    def _send_outside(
+        self, now: datetime, due: set[str], size: int
+    ) -> list[Callable[[Connection, datetime], int]]:
+        """Read this shard's due payments and SMS, send them; returns how to record the answers."""
+        shard = (self.shard, self.shards)
+        accounts = "accounts" in due
+        with self.engine.connect().execution_options(read_only=True) as reading, reading.begin():
+            requested = dispatch.requested_accounts(reading, size, shard) if accounts else []
+            awaited = dispatch.awaited_accounts(reading, size, shard) if accounts else []
+            pay = dispatch.due_payments(reading, now, size, shard) if "payments" in due else []
+            texts = dispatch.due_sms(reading, now, size, shard) if "sms" in due else []
+        dispatch.request_accounts(self.bank, requested)
+        answers = dispatch.ask_bank(self.bank, awaited, now)
+        paid = dispatch.transfer(self.bank, pay)
+        submitted = dispatch.submit(self.sms, texts)
+        return [
+            lambda conn, at: self._count("account_requests", dispatch.record_requests(conn, requested)),
+            lambda conn, at: self._count(
+                "account_answers", dispatch.record_answers(conn, awaited, answers, now)
+            ),
+            lambda conn, at: self._count("payments", dispatch.record_payments(conn, pay, paid, at)),
+            lambda conn, at: self._count("sms", dispatch.record_sms(conn, texts, submitted, at)),
+        ]
 
     def run_payroll(self, now: datetime) -> int:
         with self.engine.begin() as conn:
@@ -230,7 +326,7 @@ class Worker:
                 if done:
                     due |= follows.get(name, set())
                 self._failures.pop(name, None)
-            except (IntegrityError, OperationalError) as exc:
+            except (IntegrityError, OperationalError, ClaimLost) as exc:
                 # Another worker won a race on a unique key, or the database was busy: nothing
                 # of this unit was written; the next round sees the winner's rows.
                 failures = self._failures[name] = self._failures.get(name, 0) + 1

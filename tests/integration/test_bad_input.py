@@ -395,17 +395,23 @@ def test_a_failing_batch_writes_nothing_and_a_rerun_finishes_it(
     if where == "in_a_step":
         _patch_step(monkeypatch, verify.run)
     else:
-        real = bulk.insert_rows
+        real = bulk.prepare_insert
 
-        def insert_rows(conn: Any, table: Any, values: Any, *args: Any, **kw: Any) -> Any:
-            if table is accounts:  # written after cases, transitions, decisions, the access log
+        def prepare_insert(dialect: str, table: Any, values: Any, *args: Any, **kw: Any) -> Any:
+            write = real(dialect, table, values, *args, **kw)
+            if table is not accounts:
+                return write
+
+            def fail(conn: Any) -> Any:
+                # Accounts are written after cases, transitions, decisions and the access log.
                 written_before_failure.append(
                     conn.execute(select(func.count()).select_from(case_transitions)).scalar_one()
                 )
                 raise RuntimeError("injected failure while writing the batch")
-            return real(conn, table, values, *args, **kw)
 
-        monkeypatch.setattr(bulk, "insert_rows", insert_rows)
+            return fail
+
+        monkeypatch.setattr(bulk, "prepare_insert", prepare_insert)
 
     with pytest.raises(RuntimeError, match="injected failure"):
         run_at(app, moment)

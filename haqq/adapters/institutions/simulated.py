@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from haqq.adapters.turns import WriteTurns
 from haqq.country.schema import (
     BAKU,
     baku_date,
@@ -108,6 +109,7 @@ class _Db:
         self._conn: sqlite3.Connection | None = None
         self._pid: int | None = None
         self._lock = threading.RLock()
+        self._turns = WriteTurns(self.path)
 
     def __getstate__(self) -> dict[str, Any]:
         # A connection cannot cross a process boundary: the copy opens its own.
@@ -142,13 +144,17 @@ class _Db:
         never both read "key unseen" and then both insert it."""
         with self._lock:
             conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
+            self._turns.take()
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                self._turns.end()
 
     def close(self) -> None:
         with self._lock:
@@ -442,15 +448,19 @@ class SimulatedBank:
                         (tries[key], key),
                     )
             fresh = [first[k] for k in keys if k not in results]
-            accounts: dict[str, tuple[str, str | None]] = {}
-            ibans = list(dict.fromkeys(t.iban for t in fresh))
+            # Each account's opening and closing, read once per IBAN (None: not a valid IBAN
+            # of this bank).
+            accounts: dict[str, tuple[datetime, datetime | None]] = {}
+            ibans = [i for i in dict.fromkeys(t.iban for t in fresh) if iban_is_valid(i)]
             for batch in _chunks(ibans):
                 for iban, opened_at, closed_at in conn.execute(
                     f"SELECT iban, opened_at, closed_at FROM bank_accounts WHERE iban IN "
                     f"({_marks(len(batch))})",
                     batch,
                 ):
-                    accounts[iban] = (opened_at, closed_at)
+                    accounts[iban] = (
+                        parse_baku(opened_at), None if closed_at is None else parse_baku(closed_at)
+                    )
             recorded: list[tuple[Any, ...]] = []
             for t in fresh:
                 at = baku_iso(t.at)
@@ -459,13 +469,9 @@ class SimulatedBank:
                 account = accounts.get(t.iban)
                 if t.amount <= 0:
                     status, reason = "rejected", AM12
-                elif (
-                    not iban_is_valid(t.iban)
-                    or account is None
-                    or parse_baku(account[0]) > parse_baku(at)
-                ):
+                elif account is None or account[0] > t.at:
                     status, reason = "rejected", AC01
-                elif account[1] is not None and parse_baku(account[1]) <= parse_baku(at):
+                elif account[1] is not None and account[1] <= t.at:
                     status, reason = "rejected", AC04
                 recorded.append(
                     (t.key, t.fin, t.iban, int(t.amount), t.reference, at, status, reason, tries[t.key])

@@ -9,7 +9,7 @@ to UTC, JSON to text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import cache, lru_cache
 from operator import itemgetter
@@ -143,6 +143,59 @@ def insert_rows(
     return len(rows) if conflict is None else max(result.rowcount, 0)
 
 
+Write = Callable[[Connection], int]
+
+
+def prepare_insert(
+    dialect: str,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    on_conflict_ignore: Sequence[str] | None = None,
+) -> Write:
+    """:func:`insert_rows` in two halves: the values are converted now, the write runs later.
+
+    On SQLite, where one writer at a time holds the whole database, converting before taking
+    the write lock keeps the lock's turns short.
+    """
+    if not rows:
+        return lambda conn: 0
+    if dialect != "sqlite":
+        return lambda conn: insert_rows(conn, table, rows, on_conflict_ignore=on_conflict_ignore)
+    columns = tuple(rows[0])
+    conflict = tuple(on_conflict_ignore) if on_conflict_ignore is not None else None
+    sql, plan = _plan(dialect, table, columns, conflict, "?")
+    params = values(plan, columns, rows)
+
+    def write(conn: Connection) -> int:
+        result = conn.exec_driver_sql(sql, params)
+        return len(params) if conflict is None else max(result.rowcount, 0)
+
+    return write
+
+
+def prepare_update(
+    dialect: str,
+    table: Table,
+    key: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    only_if: Mapping[str, str] | None = None,
+) -> Write:
+    """:func:`update_rows` in two halves, like :func:`prepare_insert`."""
+    if not rows:
+        return lambda conn: 0
+    if dialect != "sqlite":
+        return lambda conn: update_rows(conn, table, key, rows, only_if=only_if)
+    sql, order = _update_sql(table, key, tuple(c for c in rows[0] if c != key), "?", only_if)
+    params = values([_converter(dialect, table.c[c].type) for c in order], order, rows)
+
+    def write(conn: Connection) -> int:
+        return max(conn.exec_driver_sql(sql, params).rowcount, 0)
+
+    return write
+
+
 def _copy_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> int:
     """PostgreSQL's COPY: many times cheaper for the server than row-by-row INSERTs."""
     plan = tuple(_json_text if isinstance(table.c[c].type, JSON) else None for c in columns)
@@ -154,23 +207,48 @@ def _copy_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: S
 
 
 def update_rows(
-    conn: Connection, table: Table, key: str, rows: Sequence[dict[str, Any]]
-) -> None:
-    """``UPDATE table SET … WHERE key = …`` for each row (all with the keys of the first)."""
+    conn: Connection,
+    table: Table,
+    key: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    only_if: Mapping[str, str] | None = None,
+) -> int:
+    """``UPDATE table SET … WHERE key = …`` for each row (all with the keys of the first).
+
+    ``only_if``: columns the stored row must still hold these values in (``{"status":
+    "received"}``), so a row another writer changed meanwhile is left alone. Returns how many
+    rows were updated.
+    """
     if not rows:
-        return
+        return 0
     columns = tuple(c for c in rows[0] if c != key)
     if conn.dialect.name == "postgresql":
-        _update_unnest(conn, table, key, columns, rows)
-        return
-    mark = _mark(conn)
+        return _update_unnest(conn, table, key, columns, rows, only_if)
+    sql, order = _update_sql(table, key, columns, _mark(conn), only_if)
+    convert = [_converter(conn.dialect.name, table.c[c].type) for c in order]
+    result = conn.exec_driver_sql(sql, values(convert, order, rows))
+    return max(result.rowcount, 0)
+
+
+def _update_sql(
+    table: Table, key: str, columns: tuple[str, ...], mark: str, only_if: Mapping[str, str] | None
+) -> tuple[str, tuple[str, ...]]:
     sql = (
         f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)} "
         f"WHERE {key} = {mark}"
     )
-    order = (*columns, key)
-    convert = [_converter(conn.dialect.name, table.c[c].type) for c in order]
-    conn.exec_driver_sql(sql, values(convert, order, rows))
+    if only_if:
+        sql += f" AND {_guard(table, only_if)}"
+    return sql, (*columns, key)
+
+
+def _guard(table: Table, only_if: Mapping[str, str]) -> str:
+    """``table.column = 'value' AND …``: constants of the code, quoted as SQL literals."""
+    return " AND ".join(
+        f"{table.name}.{table.c[column].name} = '{value.replace(chr(39), chr(39) * 2)}'"
+        for column, value in only_if.items()
+    )
 
 
 def _pg_type(column_type: TypeEngine[Any]) -> str:
@@ -188,8 +266,13 @@ def _pg_type(column_type: TypeEngine[Any]) -> str:
 
 
 def _update_unnest(
-    conn: Connection, table: Table, key: str, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]
-) -> None:
+    conn: Connection,
+    table: Table,
+    key: str,
+    columns: tuple[str, ...],
+    rows: Sequence[dict[str, Any]],
+    only_if: Mapping[str, str] | None,
+) -> int:
     """One statement for the whole batch: ``UPDATE … FROM unnest(arrays) WHERE key = …``."""
     order = (key, *columns)
     types = [_pg_type(table.c[c].type) for c in order]
@@ -202,9 +285,12 @@ def _update_unnest(
         f"UPDATE {table.name} SET {sets} FROM unnest({arrays}) AS v({', '.join(order)}) "
         f"WHERE {table.name}.{key} = v.{key}"
     )
+    if only_if:
+        sql += f" AND {_guard(table, only_if)}"
     plan = [_json_text if isinstance(table.c[c].type, JSON) else None for c in order]
     data = values(plan, order, rows)
-    conn.exec_driver_sql(sql, tuple(list(col) for col in zip(*data, strict=True)))
+    result = conn.exec_driver_sql(sql, tuple(list(col) for col in zip(*data, strict=True)))
+    return max(result.rowcount, 0)
 
 
 def _insert_unnest(

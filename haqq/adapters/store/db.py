@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 
+from haqq.adapters.turns import WriteTurns
 from haqq.domain.errors import HaqqError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -48,6 +50,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class _TurnTakingConnection(sqlite3.Connection):
+    """A SQLite connection whose write transactions take turns (see :mod:`haqq.adapters.turns`):
+    the turn is taken before ``BEGIN IMMEDIATE`` and given back after the commit or rollback."""
+
+    turns: WriteTurns = WriteTurns(None)
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.turns.end()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.turns.end()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.turns.end()
+
+
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -56,8 +83,19 @@ def make_engine(url: str | None = None) -> Engine:
     url = database_url(url)
     json_args: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"isolation_level": None}, **json_args)
+        engine = create_engine(
+            url,
+            connect_args={"isolation_level": None, "factory": _TurnTakingConnection},
+            **json_args,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
+        path = make_url(url).database
+        in_memory = not path or path == ":memory:" or "mode=memory" in url
+
+        @event.listens_for(engine, "connect")
+        def _turns(dbapi_connection: Any, _record: Any) -> None:
+            if isinstance(dbapi_connection, _TurnTakingConnection):
+                dbapi_connection.turns = WriteTurns(None if in_memory else path)
 
         # pysqlite's own transaction handling is off; BEGIN IMMEDIATE takes the write lock at
         # once, so two processes never deadlock upgrading a read lock. Connections opened with
@@ -65,6 +103,10 @@ def make_engine(url: str | None = None) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
             read_only = conn.get_execution_options().get("read_only", False)
+            if not read_only:
+                dbapi = conn.connection.dbapi_connection
+                if isinstance(dbapi, _TurnTakingConnection):
+                    dbapi.turns.take()
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine

@@ -7,7 +7,7 @@ stepping on each other; on SQLite the write lock taken by ``BEGIN IMMEDIATE`` do
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Connection,
     Table,
     exists,
+    func,
     or_,
     select,
 )
@@ -105,23 +106,35 @@ def claim_cases(
     ]
 
 
+def account_status(status: str) -> tuple[Any, Any]:
+    """``accounts.status = status`` for a status awaiting the bank, said so that SQLite's
+    planner sees its partial index applies (it cannot infer ``IN (…)`` from ``=``)."""
+    return accounts.c.status == status, accounts.c.status.in_(("requested", "sent"))
+
+
 def due_kinds(conn: Connection, now: datetime, month: str) -> set[str]:
     """Which kinds of stored work are due at ``now``, in one cheap read.
 
     ``events``, ``cases``, ``account_requests`` (to send), ``account_answers`` (awaited),
     ``payments``, ``sms``, ``replies``, and ``payroll`` when ``month`` has no run yet.
     """
+    def earliest(column: Any, *where: Any) -> Any:
+        # The first due moment through the partial index, compared with ``now``: an EXISTS with
+        # ``due_at <= now`` lets the planner pick a sequential scan over resting rows.
+        first = select(column).where(column.is_not(None), *where).order_by(column).limit(1)
+        return func.coalesce(first.scalar_subquery() <= now, False)
+
     checks = {
-        "events": select(events.c.id).where(events.c.status == "received", events.c.received_at <= now),
-        "cases": select(cases.c.id).where(cases.c.due_at <= now),
-        "account_requests": select(accounts.c.fin).where(accounts.c.status == "requested"),
-        "account_answers": select(accounts.c.fin).where(accounts.c.status == "sent"),
-        "payments": select(payments.c.id).where(payments.c.status == "scheduled", payments.c.due_at <= now),
-        "sms": select(notifications.c.id).where(notifications.c.status == "pending", notifications.c.due_at <= now),
-        "replies": select(inbound_sms.c.id).where(inbound_sms.c.status == "new"),
-        "payroll": select(payroll_runs.c.period).where(payroll_runs.c.period == month),
+        "events": earliest(events.c.received_at, events.c.status == "received"),
+        "cases": earliest(cases.c.due_at),
+        "account_requests": exists(select(accounts.c.fin).where(*account_status("requested"))),
+        "account_answers": exists(select(accounts.c.fin).where(*account_status("sent"))),
+        "payments": earliest(payments.c.due_at, payments.c.status == "scheduled"),
+        "sms": earliest(notifications.c.due_at, notifications.c.status == "pending"),
+        "replies": exists(select(inbound_sms.c.id).where(inbound_sms.c.status == "new")),
+        "payroll": exists(select(payroll_runs.c.period).where(payroll_runs.c.period == month)),
     }
-    row = conn.execute(select(*(exists(q).label(name) for name, q in checks.items()))).one()._mapping
+    row = conn.execute(select(*(q.label(name) for name, q in checks.items()))).one()._mapping
     due = {name for name in checks if row[name]}
     return due ^ {"payroll"}  # payroll is due when the month has *no* run yet
 
@@ -193,20 +206,37 @@ def _case_row(c: CaseWork, now: datetime) -> dict[str, Any]:
 
 def flush(conn: Connection, batch: Sequence[CaseWork], writes: Writes, now: datetime) -> None:
     """Write everything a batch produced. The caller's transaction makes it all-or-nothing."""
-    # Entitlements first: their unique key is the guard against paying twice.
-    bulk.insert_rows(conn, entitlements, writes.entitlements)
+    prepare_flush(conn.dialect.name, batch, writes, now)(conn)
+
+
+def prepare_flush(
+    dialect: str, batch: Sequence[CaseWork], writes: Writes, now: datetime
+) -> Callable[[Connection], None]:
+    """:func:`flush` in two halves: the rows are converted now, written when the result is
+    called (in the caller's transaction)."""
     changed = [_case_row(c, now) for c in batch if c.changed and not c.facts_changed]
     gathered = [{**_case_row(c, now), "facts": c.facts} for c in batch if c.facts_changed]
-    # Two statements: every row of one statement sets the same columns.
-    bulk.update_rows(conn, cases, "id", changed)
-    bulk.update_rows(conn, cases, "id", gathered)
-    bulk.insert_rows(conn, case_transitions, writes.transitions)
-    bulk.insert_rows(conn, decisions, writes.decisions)
-    bulk.insert_rows(conn, data_access_log, one_per_use(writes.access_log))
-    insert_ignore(conn, accounts, writes.accounts, ["fin"])
-    insert_ignore(conn, payments, writes.payments, ["key"])
-    insert_ignore(conn, notifications, writes.notifications, ["key"])
-    _apply_stops(conn, writes.stops, now)
+    steps = [
+        # Entitlements first: their unique key is the guard against paying twice.
+        bulk.prepare_insert(dialect, entitlements, writes.entitlements),
+        # Two statements: every row of one statement sets the same columns.
+        bulk.prepare_update(dialect, cases, "id", changed),
+        bulk.prepare_update(dialect, cases, "id", gathered),
+        bulk.prepare_insert(dialect, case_transitions, writes.transitions),
+        bulk.prepare_insert(dialect, decisions, writes.decisions),
+        bulk.prepare_insert(dialect, data_access_log, one_per_use(writes.access_log)),
+        bulk.prepare_insert(dialect, accounts, writes.accounts, on_conflict_ignore=["fin"]),
+        bulk.prepare_insert(dialect, payments, writes.payments, on_conflict_ignore=["key"]),
+        bulk.prepare_insert(dialect, notifications, writes.notifications, on_conflict_ignore=["key"]),
+    ]
+    stops = list(writes.stops)
+
+    def write(conn: Connection) -> None:
+        for step in steps:
+            step(conn)
+        _apply_stops(conn, stops, now)
+
+    return write
 
 
 def one_per_use(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
