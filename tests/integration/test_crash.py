@@ -33,12 +33,16 @@ def country_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generated_country(tmp_path_factory, population=30_000, seed=5)
 
 
-def test_killed_replay_finishes_every_case_once(store_url: str, country_file: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_killed_replay_finishes_every_case_once(
+    store_url: str, country_file: Path, tmp_path: Path, workers: int
+) -> None:
+    """With two workers the whole process group (the replay and its workers) is killed."""
     country = tmp_path / "country.db"
     shutil.copyfile(country_file, country)
     env = {**os.environ, "HAQQ_DATABASE_URL": store_url, "HAQQ_COUNTRY": str(country)}
     subprocess.run([HAQQ, "db", "upgrade"], env=env, cwd=tmp_path, check=True, capture_output=True)
-    command = [HAQQ, "replay", "--tick-days", "1", "--batch-size", "50"]
+    command = [HAQQ, "replay", "--tick-days", "1", "--batch-size", "50", "--workers", str(workers)]
     rng = random.Random(20261126)
     app = build(Settings(database_url=store_url, country=country))
     kills = 0
@@ -50,7 +54,10 @@ def test_killed_replay_finishes_every_case_once(store_url: str, country_file: Pa
 
     for _ in range(6):
         before = steps()
-        proc = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         # Kill at a random moment once the run is at work (however long it took to start).
         deadline = time.monotonic() + 60
         while steps() == before and proc.poll() is None and time.monotonic() < deadline:
@@ -58,7 +65,7 @@ def test_killed_replay_finishes_every_case_once(store_url: str, country_file: Pa
         time.sleep(rng.uniform(0.05, 1.2))
         if proc.poll() is not None:
             break  # it finished before this kill
-        proc.send_signal(signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         kills += 1
         progress.append(steps())

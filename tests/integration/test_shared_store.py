@@ -1,0 +1,176 @@
+"""Several workers on one embedded store: work read outside the write lock is written only if
+nobody took it meanwhile, and the outbox is recorded only for rows still waiting.
+
+On SQLite a worker reads its shard, works and sends outside the write lock, then writes in a
+short turn. These tests make another writer act in between, on a real SQLite store (and the
+outbox test on both stores: the same guarded record runs on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from haqq.adapters.store import db
+from haqq.adapters.store.schema import (
+    case_transitions,
+    cases,
+    events,
+    payments,
+    recovery_claims,
+)
+from haqq.bootstrap import Haqq, ManualClock, Settings, build
+from haqq.pipeline import dispatch
+from haqq.pipeline import worker as worker_module
+from haqq.ports import TransferResult
+from tests.helpers import catalogue_of, country_query, event_json, rows, run_at, take_events
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def pristine_country(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from haqq.country import generate_country
+    from tests.helpers import POPULATION, SEED
+
+    path = tmp_path_factory.mktemp("country") / "country.db"
+    generate_country(path, population=POPULATION, seed=SEED, year=2025)
+    return path
+
+
+def _app(url: str, pristine: Path, tmp_path: Path) -> Haqq:
+    country = tmp_path / "country.db"
+    shutil.copyfile(pristine, country)
+    haqq = build(
+        Settings(database_url=url, country=country, catalogue_dir=catalogue_of(tmp_path / "programs"))
+    )
+    db.upgrade(haqq.engine)
+    return haqq
+
+
+@pytest.fixture
+def sqlite_app(pristine_country: Path, tmp_path: Path) -> Iterator[Haqq]:
+    haqq = _app(f"sqlite:///{tmp_path / 'haqq.db'}", pristine_country, tmp_path)
+    yield haqq
+    haqq.engine.dispose()
+
+
+@pytest.fixture
+def app(store_url: str, pristine_country: Path, tmp_path: Path) -> Iterator[Haqq]:
+    haqq = _app(store_url, pristine_country, tmp_path)
+    yield haqq
+    haqq.engine.dispose()
+
+
+def births(app: Haqq, limit: int) -> list[dict[str, Any]]:
+    found = country_query(
+        app.settings.country,
+        "SELECT id, type, fin, occurred_at, payload, source FROM life_events "
+        "WHERE type = 'birth_registered' ORDER BY occurred_at, id LIMIT ?",
+        (limit,),
+    )
+    assert len(found) == limit
+    return [event_json(r) for r in found]
+
+
+def count(app: Haqq, table: Any, *where: Any) -> int:
+    with app.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
+
+
+def test_events_another_worker_took_meanwhile_are_not_written_twice(
+    sqlite_app: Haqq, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = sqlite_app
+    batch = births(app, 8)
+    moment = datetime.fromisoformat(batch[-1]["occurred_at"]) + HOUR
+    take_events(app, batch, moment - HOUR)
+    real = worker_module.Worker._start_cases
+    taken: list[int] = []
+
+    def start_then_lose(self: Any, claimed: Any, ctx: Any, now: Any) -> Any:
+        made = real(self, claimed, ctx, now)
+        # Another writer takes one of the claimed events before this worker's turn.
+        with app.engine.begin() as conn:
+            first = min(claimed)
+            conn.execute(update(events).where(events.c.id == first).values(status="no_program"))
+            taken.append(first)
+        return made
+
+    monkeypatch.setattr(worker_module.Worker, "_start_cases", start_then_lose)
+    worker = app.worker(ManualClock(moment), shard=0, shards=2)
+    with pytest.raises(worker_module.ClaimLost, match="1 of 4 events were taken meanwhile"):
+        worker.trigger_events(moment)
+    assert count(app, cases) == 0 and count(app, case_transitions) == 0
+    statuses = {e["id"]: e["status"] for e in rows(app.engine, events)}
+    assert statuses.pop(taken[0]) == "no_program"
+    assert set(statuses.values()) == {"received"}
+
+    # The next round reads again and starts the cases of the events still waiting, once.
+    monkeypatch.undo()
+    assert worker.run_once() > 0
+    mine = [e for e in rows(app.engine, events) if e["id"] % 2 == 0 and e["id"] != taken[0]]
+    assert {e["status"] for e in mine} == {"triggered"}
+    assert count(app, cases) == len(mine)
+
+
+def test_the_shards_of_two_workers_together_take_every_event_once(sqlite_app: Haqq) -> None:
+    app = sqlite_app
+    batch = births(app, 12)
+    moment = datetime.fromisoformat(batch[-1]["occurred_at"]) + HOUR
+    take_events(app, batch, moment - HOUR)
+    first, second = (app.worker(ManualClock(moment), shard=i, shards=2) for i in range(2))
+    first.trigger_events(moment)
+    assert {e["status"] != "received" for e in rows(app.engine, events)} == {True, False}
+    second.trigger_events(moment)
+    assert {e["status"] for e in rows(app.engine, events)} == {"triggered"}
+    with app.engine.connect() as conn:
+        per_event = conn.execute(select(cases.c.event_id, func.count()).group_by(cases.c.event_id)).all()
+    assert len(per_event) == len(batch) and {n for _, n in per_event} == {1}
+
+
+def test_a_payment_paid_while_a_stop_cancelled_it_becomes_a_recovery_claim(app: Haqq) -> None:
+    batch = births(app, 10)
+    start = datetime.fromisoformat(batch[-1]["occurred_at"]) + HOUR
+    take_events(app, batch, start - HOUR)
+    run_at(app, start, start + timedelta(days=10))
+    paid = rows(app.engine, payments, payments.c.status == "accepted")
+    assert len(paid) >= 3, "too few payments for this test"
+    in_flight, cancelled_paid, cancelled_refused = paid[:3]
+    ids = [p["id"] for p in (in_flight, cancelled_paid, cancelled_refused)]
+    # All three were read while scheduled and handed to the bank...
+    with app.engine.begin() as conn:
+        conn.execute(update(payments).where(payments.c.id.in_(ids)).values(status="scheduled", sent_at=None))
+        read = [r for r in dispatch.due_payments(conn, start + timedelta(days=30), 100) if r.id in ids]
+        # ... then a stop cancelled two of them before the answers were recorded.
+        conn.execute(
+            update(payments)
+            .where(payments.c.id.in_(ids[1:]))
+            .values(status="cancelled", reason="death registered 2025-01-01")
+        )
+    assert len(read) == 3
+    answers = {
+        in_flight["key"]: TransferResult(in_flight["key"], "accepted", None),
+        cancelled_paid["key"]: TransferResult(cancelled_paid["key"], "accepted", None),
+        cancelled_refused["key"]: TransferResult(cancelled_refused["key"], "rejected", "AC04"),
+    }
+    with app.engine.begin() as conn:
+        assert dispatch.record_payments(conn, read, answers, app.wall()) == 3
+    after = {p["id"]: p for p in rows(app.engine, payments, payments.c.id.in_(ids))}
+    assert after[in_flight["id"]]["status"] == "accepted"
+    assert after[cancelled_paid["id"]]["status"] == "accepted"
+    assert after[cancelled_refused["id"]]["status"] == "cancelled"  # nothing left the bank
+    claims = rows(app.engine, recovery_claims)
+    assert [(c["payment_id"], c["amount"], c["reason"], c["status"]) for c in claims] == [
+        (cancelled_paid["id"], cancelled_paid["amount"], "death registered 2025-01-01", "open")
+    ]
+    # Recorded again (a retried round): still one claim.
+    with app.engine.begin() as conn:
+        dispatch.record_payments(conn, read, answers, app.wall())
+    assert count(app, recovery_claims) == 1
