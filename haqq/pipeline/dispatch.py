@@ -114,7 +114,7 @@ def record_answers(
                 cases.c.beneficiary_fin == bindparam("b_fin"),
                 cases.c.state == CaseState.ACCOUNT_REQUESTED.value,
             )
-            .values(due_at=bindparam("b_at")),
+            .values(due_at=bindparam("b_at"), version=cases.c.version + 1),
             [{"b_fin": d["fin"], "b_at": d["answered_at"]} for d in done],
         )
     return len(done)
@@ -341,7 +341,10 @@ def apply_replies(conn: Connection, limit: int) -> int:
             update(cases)
             .where(cases.c.id == bindparam("b_id"), cases.c.state == CaseState.AWAITING_CONSENT.value,
                    cases.c.consent_answer.is_(None))
-            .values(consent_answer=bindparam("b_answer"), due_at=bindparam("b_at")),
+            .values(
+                consent_answer=bindparam("b_answer"), due_at=bindparam("b_at"),
+                version=cases.c.version + 1,
+            ),
             wakes,
         )
     return len(rows)

@@ -47,6 +47,8 @@ class CaseWork:
     consent_answer: str | None = None
     reminders: int = 0
     attempts: int = 0
+    #: The row's version when it was read (see ``cases.version``).
+    version: int = 0
     decision: dict[str, Any] | None = None
     changed: bool = False
     facts_changed: bool = False

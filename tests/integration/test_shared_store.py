@@ -174,3 +174,45 @@ def test_a_payment_paid_while_a_stop_cancelled_it_becomes_a_recovery_claim(app: 
     with app.engine.begin() as conn:
         dispatch.record_payments(conn, read, answers, app.wall())
     assert count(app, recovery_claims) == 1
+
+
+def test_a_case_woken_meanwhile_is_not_overwritten(
+    sqlite_app: Haqq, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bank answer that wakes a case while a worker works on it outside the lock wins: the
+    worker's batch is not written, and the next round sees the answer."""
+    app = sqlite_app
+    batch = births(app, 10)
+    moment = datetime.fromisoformat(batch[-1]["occurred_at"]) + HOUR
+    take_events(app, batch, moment - HOUR)
+    run_at(app, moment)
+    due = moment + timedelta(days=2)
+    with app.engine.begin() as conn:
+        # Every open case due now (as a recheck would make them).
+        conn.execute(update(cases).where(cases.c.state != "closed").values(due_at=moment))
+    before = {c["id"]: c for c in rows(app.engine, cases)}
+    real = worker_module.Worker._advance
+    woken: list[str] = []
+
+    def advance_then_wake(batch: Any, ctx: Any, now: Any) -> None:
+        real(batch, ctx, now)
+        with app.engine.begin() as conn:  # another writer's wake-up, as the dispatch writes it
+            woken.append(batch[0].id)
+            conn.execute(
+                update(cases).where(cases.c.id == batch[0].id)
+                .values(due_at=due, version=cases.c.version + 1)
+            )
+
+    monkeypatch.setattr(worker_module.Worker, "_advance", staticmethod(advance_then_wake))
+    worker = app.worker(ManualClock(moment + HOUR), shard=0, shards=2)
+    mine = [c for c in before.values() if c["due_at"] is not None and c["event_id"] % 2 == 0]
+    assert mine, "no case of this shard is due"
+    steps = count(app, case_transitions)
+    with pytest.raises(worker_module.ClaimLost, match="cases were written meanwhile"):
+        worker.advance_cases(moment + HOUR)
+    assert count(app, case_transitions) == steps
+    after = {c["id"]: c for c in rows(app.engine, cases)}
+    assert after[woken[0]]["version"] == before[woken[0]]["version"] + 1
+    for case_id, row in after.items():
+        if case_id != woken[0]:
+            assert row == before[case_id]

@@ -181,13 +181,15 @@ def prepare_update(
     rows: Sequence[dict[str, Any]],
     *,
     only_if: Mapping[str, str] | None = None,
+    bump: str | None = None,
 ) -> Write:
     """:func:`update_rows` in two halves, like :func:`prepare_insert`."""
     if not rows:
         return lambda conn: 0
     if dialect != "sqlite":
-        return lambda conn: update_rows(conn, table, key, rows, only_if=only_if)
-    sql, order = _update_sql(table, key, tuple(c for c in rows[0] if c != key), "?", only_if)
+        return lambda conn: update_rows(conn, table, key, rows, only_if=only_if, bump=bump)
+    columns = tuple(c for c in rows[0] if c not in (key, bump))
+    sql, order = _update_sql(table, key, columns, "?", only_if, bump)
     params = values([_converter(dialect, table.c[c].type) for c in order], order, rows)
 
     def write(conn: Connection) -> int:
@@ -213,34 +215,43 @@ def update_rows(
     rows: Sequence[dict[str, Any]],
     *,
     only_if: Mapping[str, str] | None = None,
+    bump: str | None = None,
 ) -> int:
     """``UPDATE table SET … WHERE key = …`` for each row (all with the keys of the first).
 
     ``only_if``: columns the stored row must still hold these values in (``{"status":
-    "received"}``), so a row another writer changed meanwhile is left alone. Returns how many
-    rows were updated.
+    "received"}``), so a row another writer changed meanwhile is left alone. ``bump``: a version
+    column; each row's value is the version it was read at, the row is written only at that
+    version and the stored version goes up by one. Returns how many rows were updated.
     """
     if not rows:
         return 0
-    columns = tuple(c for c in rows[0] if c != key)
+    columns = tuple(c for c in rows[0] if c not in (key, bump))
     if conn.dialect.name == "postgresql":
-        return _update_unnest(conn, table, key, columns, rows, only_if)
-    sql, order = _update_sql(table, key, columns, _mark(conn), only_if)
+        return _update_unnest(conn, table, key, columns, rows, only_if, bump)
+    sql, order = _update_sql(table, key, columns, _mark(conn), only_if, bump)
     convert = [_converter(conn.dialect.name, table.c[c].type) for c in order]
     result = conn.exec_driver_sql(sql, values(convert, order, rows))
     return max(result.rowcount, 0)
 
 
 def _update_sql(
-    table: Table, key: str, columns: tuple[str, ...], mark: str, only_if: Mapping[str, str] | None
+    table: Table,
+    key: str,
+    columns: tuple[str, ...],
+    mark: str,
+    only_if: Mapping[str, str] | None,
+    bump: str | None = None,
 ) -> tuple[str, tuple[str, ...]]:
-    sql = (
-        f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)} "
-        f"WHERE {key} = {mark}"
-    )
+    sets = [f"{c} = {mark}" for c in columns]
+    if bump:
+        sets.append(f"{bump} = {bump} + 1")
+    sql = f"UPDATE {table.name} SET {', '.join(sets)} WHERE {key} = {mark}"
+    if bump:
+        sql += f" AND {bump} = {mark}"
     if only_if:
         sql += f" AND {_guard(table, only_if)}"
-    return sql, (*columns, key)
+    return sql, (*columns, key, *((bump,) if bump else ()))
 
 
 def _guard(table: Table, only_if: Mapping[str, str]) -> str:
@@ -272,19 +283,23 @@ def _update_unnest(
     columns: tuple[str, ...],
     rows: Sequence[dict[str, Any]],
     only_if: Mapping[str, str] | None,
+    bump: str | None = None,
 ) -> int:
     """One statement for the whole batch: ``UPDATE … FROM unnest(arrays) WHERE key = …``."""
-    order = (key, *columns)
+    order = (key, *columns, *((bump,) if bump else ()))
     types = [_pg_type(table.c[c].type) for c in order]
     sets = ", ".join(
-        f"{c} = v.{c}::json" if isinstance(table.c[c].type, JSON) else f"{c} = v.{c}"
-        for c in columns
+        [f"{c} = v.{c}::json" if isinstance(table.c[c].type, JSON) else f"{c} = v.{c}"
+         for c in columns]
+        + ([f"{bump} = {table.name}.{bump} + 1"] if bump else [])
     )
     arrays = ", ".join(f"%s::{t}[]" for t in types)
     sql = (
         f"UPDATE {table.name} SET {sets} FROM unnest({arrays}) AS v({', '.join(order)}) "
         f"WHERE {table.name}.{key} = v.{key}"
     )
+    if bump:
+        sql += f" AND {table.name}.{bump} = v.{bump}"
     if only_if:
         sql += f" AND {_guard(table, only_if)}"
     plan = [_json_text if isinstance(table.c[c].type, JSON) else None for c in order]

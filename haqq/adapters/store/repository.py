@@ -35,6 +35,7 @@ from haqq.adapters.store.schema import (
     payroll_runs,
 )
 from haqq.domain.cases import CaseState
+from haqq.domain.errors import HaqqError
 from haqq.domain.events import EventType
 from haqq.pipeline.work import CaseWork, Writes
 from haqq.rules.catalogue import Catalogue
@@ -65,15 +66,26 @@ def skip_locked(stmt: Any, conn: Connection, of: Table) -> Any:
 # --- claims ----------------------------------------------------------------------------------
 
 
+class ClaimLost(HaqqError):
+    """Work read outside the write lock was taken or changed by another writer before it was
+    written: nothing of it is written, and the next round reads again."""
+
+
 def claim_cases(
-    conn: Connection, catalogue: Catalogue, now: datetime, limit: int
+    conn: Connection,
+    catalogue: Catalogue,
+    now: datetime,
+    limit: int,
+    shard: tuple[int, int] | None = None,
 ) -> list[CaseWork]:
+    """Cases due by ``now``, oldest first (claimed on PostgreSQL); with ``shard`` ``(i, n)``,
+    only the cases of events whose id is ``i`` modulo ``n``."""
     stmt = (
         select(
             cases.c.id, cases.c.program_id, cases.c.state, cases.c.due_at, cases.c.event_id,
             cases.c.subject_fin, cases.c.beneficiary_fin, cases.c.created_at, cases.c.facts,
             cases.c.review_reason, cases.c.consent_answer, cases.c.reminders, cases.c.attempts,
-            events.c.type, events.c.occurred_at,
+            cases.c.version, events.c.type, events.c.occurred_at,
             decisions.c.outcome, decisions.c.amount,
         )
         .join(events, events.c.id == cases.c.event_id)
@@ -82,6 +94,8 @@ def claim_cases(
         .order_by(cases.c.due_at)
         .limit(limit)
     )
+    if shard is not None:
+        stmt = stmt.where(cases.c.event_id % shard[1] == shard[0])
     rows = conn.execute(skip_locked(stmt, conn, cases)).all()
     return [
         CaseWork(
@@ -100,6 +114,7 @@ def claim_cases(
             consent_answer=r.consent_answer,
             reminders=r.reminders,
             attempts=r.attempts,
+            version=r.version,
             decision=None if r.outcome is None else {"outcome": r.outcome, "amount": r.amount},
         )
         for r in rows
@@ -200,6 +215,7 @@ def _case_row(c: CaseWork, now: datetime) -> dict[str, Any]:
         "consent_answer": c.consent_answer,
         "reminders": c.reminders,
         "attempts": c.attempts,
+        "version": c.version,
         "id": c.id,
     }
 
@@ -219,9 +235,10 @@ def prepare_flush(
     steps = [
         # Entitlements first: their unique key is the guard against paying twice.
         bulk.prepare_insert(dialect, entitlements, writes.entitlements),
-        # Two statements: every row of one statement sets the same columns.
-        bulk.prepare_update(dialect, cases, "id", changed),
-        bulk.prepare_update(dialect, cases, "id", gathered),
+        # Two statements: every row of one statement sets the same columns. Each writes a
+        # case only at the version it was read at, and raises it.
+        bulk.prepare_update(dialect, cases, "id", changed, bump="version"),
+        bulk.prepare_update(dialect, cases, "id", gathered, bump="version"),
         bulk.prepare_insert(dialect, case_transitions, writes.transitions),
         bulk.prepare_insert(dialect, decisions, writes.decisions),
         bulk.prepare_insert(dialect, data_access_log, one_per_use(writes.access_log)),
@@ -232,7 +249,12 @@ def prepare_flush(
     stops = list(writes.stops)
 
     def write(conn: Connection) -> None:
-        for step in steps:
+        steps[0](conn)
+        written = steps[1](conn) + steps[2](conn)
+        if written != len(changed) + len(gathered):
+            lost = len(changed) + len(gathered) - written
+            raise ClaimLost(f"{lost} of {len(changed) + len(gathered)} cases were written meanwhile")
+        for step in steps[3:]:
             step(conn)
         _apply_stops(conn, stops, now)
 

@@ -109,6 +109,9 @@ cases = Table(
     Column("consent_answer", String(10)),
     Column("reminders", Integer, nullable=False, server_default="0"),
     Column("attempts", Integer, nullable=False, server_default="0"),
+    # Raised by every write to the row: a worker that read the case outside the write lock
+    # writes it only if nobody else wrote it meanwhile.
+    Column("version", Integer, nullable=False, server_default="0"),
     UniqueConstraint("program_id", "event_id", "subject_fin", "beneficiary_fin"),
     Index(
         "ix_cases_due",
