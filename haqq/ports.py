@@ -45,10 +45,7 @@ class Service(StrEnum):
 
     @property
     def institution(self) -> str:
-        return _INSTITUTION[self]
-
-
-_INSTITUTION = {s: s.value.split("/", 1)[0] for s in Service}
+        return self.partition("/")[0]
 
 
 @dataclass(frozen=True, slots=True)

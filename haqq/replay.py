@@ -67,10 +67,34 @@ def _set_clock(engine: Engine, now: datetime, finished: bool = False) -> None:
             conn.execute(insert(sim_clock).values(id=1, now=now, drain=finished))
 
 
-def _worker_process(settings: Settings, batch_size: int, shard: int, shards: int) -> None:
+def _worker_process(
+    settings: Settings, batch_size: int, shard: int, shards: int, signals: _Signals | None = None
+) -> None:
     app = build(settings)
     clock = DbClock(app.engine)
-    app.worker(clock, batch_size, shard=shard, shards=shards).run_forever(stop=clock.finished)
+    worker = app.worker(clock, batch_size, shard=shard, shards=shards)
+    if signals is None:
+        worker.run_forever(stop=clock.finished)
+        return
+    moved = signals.moved[shard]
+
+    def idle(seconds: float) -> None:
+        # Tell the coordinator to look, then wait for the clock to move (or the pause to end).
+        signals.idle.set()
+        if moved.wait(seconds):
+            moved.clear()
+
+    worker.run_forever(stop=clock.finished, idle=idle)
+
+
+@dataclass
+class _Signals:
+    """Events between the coordinator and its worker processes, so neither sleeps on: a worker
+    with nothing to do tells the coordinator to look, and the coordinator wakes each worker when
+    it moves the clock. Either still looks at the store after a short pause without them."""
+
+    idle: Any
+    moved: list[Any]
 
 
 def due_work(app: Haqq, now: datetime) -> bool:
@@ -124,11 +148,15 @@ def replay(
     clock = ManualClock(begin_at)
     _set_clock(app.engine, begin_at)
     processes: list[Any] = []
+    signals: _Signals | None = None
     if workers > 1:
         ctx = multiprocessing.get_context("spawn")
+        signals = _Signals(ctx.Event(), [ctx.Event() for _ in range(workers)])
         processes = [
             ctx.Process(
-                target=_worker_process, args=(app.settings, batch_size, i, workers), daemon=True
+                target=_worker_process,
+                args=(app.settings, batch_size, i, workers, signals),
+                daemon=True,
             )
             for i in range(workers)
         ]
@@ -164,13 +192,17 @@ def replay(
                 taken += len(parsed)
             clock.set(moment)
             _set_clock(app.engine, moment)
-            if workers > 1:
-                # Back off while the workers are busy: each look costs the store a query.
+            if signals is not None:
+                for moved in signals.moved:
+                    moved.set()
+                # Look again when a worker runs out of work, or after a pause growing while the
+                # workers are busy: each look costs the store a query.
                 pause = 0.005
                 while due_work(app, moment):
                     if not all(p.is_alive() for p in processes):
                         raise RuntimeError("a worker process died")
-                    time.sleep(pause)
+                    if signals.idle.wait(pause):
+                        signals.idle.clear()
                     pause = min(pause * 1.5, 0.05)
             else:
                 worker.run_until_idle()

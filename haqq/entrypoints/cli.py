@@ -351,7 +351,7 @@ def bench_pipeline(
     tick_days: Annotated[
         int, typer.Option(min=1, max=31, help="simulated days taken in per round (batching only)")
     ] = 7,
-    batch_size: Annotated[int, typer.Option(min=10)] = 2000,
+    batch_size: Annotated[int, typer.Option(min=10)] = 1000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Replay the synthetic year through the full pipeline and measure it."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from haqq.domain.cases import CaseState
@@ -99,6 +101,12 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
         ctx.move(case, CaseState.VERIFYING, "data gathered")
 
 
+@lru_cache(maxsize=1024)
+def _iso(moment: datetime) -> str:
+    # A batch's answers share a handful of moments.
+    return moment.isoformat()
+
+
 def _record(
     case: CaseWork,
     ctx: StepContext,
@@ -114,12 +122,13 @@ def _record(
     logged: set[tuple[str, str]] = set()
 
     def take(answer: ServiceAnswer, fin: str, label: str) -> Mapping[str, Any] | None:
-        name = answer.service.value
-        facts["sources"].setdefault(label, {
-            "institution": answer.service.institution,
-            "message_id": answer.message_id,
-            "answered_at": answer.answered_at.isoformat(),
-        })
+        name = str(answer.service)
+        if label not in facts["sources"]:
+            facts["sources"][label] = {
+                "institution": answer.service.institution,
+                "message_id": answer.message_id,
+                "answered_at": _iso(answer.answered_at),
+            }
         if (fin, name) not in logged:
             logged.add((fin, name))
             ctx.writes.access_log.append(
@@ -138,7 +147,8 @@ def _record(
             continue
         fin = _role_fin(case, role)
         for service in sorted(services):
-            facts[role][service.value] = take(first.answers[service][fin], fin, service.value)
+            name = str(service)
+            facts[role][name] = take(first.answers[service][fin], fin, name)
     for (role, relation), fins in related.items():
         people = []
         for fin in fins:

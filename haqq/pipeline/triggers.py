@@ -127,7 +127,7 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> list[dict[str, Any
                     {
                         "fin": fin, "at": as_of, "wall_at": wall,
                         "institution": answer.service.institution,
-                        "service": answer.service.value, "message_id": answer.message_id,
+                        "service": str(answer.service), "message_id": answer.message_id,
                         "case_id": None, "event_id": None, "requester": "haqq",
                         "purpose": PURPOSE, "legal_basis": "Law on Social Benefits, Article 4 (illustrative)",
                     }

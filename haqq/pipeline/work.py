@@ -117,8 +117,8 @@ class StepContext:
         self.writes.transitions.append(
             {
                 "case_id": case.id,
-                "source": step.source.value if step.source else None,
-                "target": step.target.value,
+                "source": str(step.source) if step.source else None,
+                "target": str(step.target),
                 "at": step.at,
                 "wall_at": self.stamp or self.wall(),
                 "cause": cause,

@@ -355,8 +355,24 @@ class Worker:
             total += n
         return total
 
-    def run_forever(self, *, stop: Callable[[], bool], idle_sleep: float = 0.005) -> None:
-        """Work until ``stop()`` says so, sleeping briefly when there is nothing to do."""
+    def run_forever(
+        self,
+        *,
+        stop: Callable[[], bool],
+        idle_sleep: float = 0.005,
+        max_sleep: float = 0.05,
+        idle: Callable[[float], object] = time.sleep,
+    ) -> None:
+        """Work until ``stop()`` says so. With nothing to do (or only other workers' shards),
+        wait, longer each idle round up to ``max_sleep``: each look costs the store a query.
+
+        ``idle(seconds)`` waits; one that returns early when new work may be due (the replay's
+        clock moved) saves the rest of the wait.
+        """
+        pause = idle_sleep
         while not stop():
             if self.run_once() == 0:
-                time.sleep(idle_sleep)
+                idle(pause)
+                pause = min(pause * 1.5, max(max_sleep, idle_sleep))
+            else:
+                pause = idle_sleep

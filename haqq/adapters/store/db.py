@@ -39,11 +39,16 @@ def database_url(url: str | None = None) -> str:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # 16 KB pages (taken only by a new, empty file): a commit writes each page it changed to
+    # the WAL, and the indexes on FINs change pages all over; fewer, larger pages take half the
+    # time to write.
+    cursor.execute("PRAGMA page_size=16384")
     cursor.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode: a commit survives a crash of haqq; only a checkpoint waits for the
     # disk. Checkpoints every 64 MB of WAL rather than every 4 MB: far fewer waits.
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA wal_autocheckpoint=16384")
+    size = cursor.execute("PRAGMA page_size").fetchone()[0]
+    cursor.execute(f"PRAGMA wal_autocheckpoint={64 * 1024 * 1024 // size}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA cache_size=-65536")

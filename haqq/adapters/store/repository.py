@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     exists,
     func,
+    literal_column,
     or_,
     select,
 )
@@ -124,7 +125,9 @@ def claim_cases(
 def account_status(status: str) -> tuple[Any, Any]:
     """``accounts.status = status`` for a status awaiting the bank, said so that SQLite's
     planner sees its partial index applies (it cannot infer ``IN (…)`` from ``=``)."""
-    return accounts.c.status == status, accounts.c.status.in_(("requested", "sent"))
+    # Literals: the planner matches the index's predicate only to a term written the same way.
+    pending: list[Any] = [literal_column(f"'{s}'") for s in ("requested", "sent")]
+    return accounts.c.status == status, accounts.c.status.in_(pending)
 
 
 def due_kinds(conn: Connection, now: datetime, month: str) -> set[str]:
