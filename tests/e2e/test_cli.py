@@ -351,20 +351,20 @@ def test_bench_pipeline_prints_its_figures_as_one_json_object(tmp_path: Path) ->
     assert (tmp_path / ".bench-cache").is_dir()
 
 
-def test_run_with_two_workers_on_postgresql_shares_the_work(
-    country_dir: Path, postgres_url: str, tmp_path: Path
+def test_run_with_two_workers_shares_the_work(
+    country_dir: Path, store_url: str, tmp_path: Path
 ) -> None:
     """``haqq run --workers 2`` on the system clock: both worker processes take batches, and
-    every event is handled exactly once."""
+    every event is handled exactly once (PostgreSQL: skipping locked rows; SQLite: shards)."""
     for name in ("country.db", "events.jsonl"):
         shutil.copyfile(country_dir / name, tmp_path / name)
-    ok(haqq("db", "upgrade", cwd=tmp_path, database_url=postgres_url))
-    ok(haqq("ingest", "events.jsonl", cwd=tmp_path, database_url=postgres_url))
-    out = ok(haqq("run", "--workers", "2", "--batch-size", "10", cwd=tmp_path, database_url=postgres_url, timeout=180))
+    ok(haqq("db", "upgrade", cwd=tmp_path, database_url=store_url))
+    ok(haqq("ingest", "events.jsonl", cwd=tmp_path, database_url=store_url))
+    out = ok(haqq("run", "--workers", "2", "--batch-size", "10", cwd=tmp_path, database_url=store_url, timeout=180))
     reports = re.findall(r"done: (\{.*?\})", out.replace("\n", " "))
     assert len(reports) == 2, out
     assert all("'events'" in r for r in reports), "a worker took no batch of events"
-    engine = db.make_engine(postgres_url)
+    engine = db.make_engine(store_url)
     try:
         assert count(engine, events, events.c.status == "received") == 0
         with engine.connect() as conn:
