@@ -8,16 +8,24 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Connection, and_, exists, insert, literal, or_, select
+from sqlalchemy import Connection, and_, exists, insert, literal, or_, select, text
 
 from haqq.adapters.store.repository import insert_ignore, skip_locked
 from haqq.adapters.store.schema import TS, accounts, entitlements, payments, payroll_runs
 from haqq.pipeline.pay import period_due
 
 
-def run_month(conn: Connection, period: date, now: datetime) -> int:
-    """Create the payments for ``period`` (a month's first day); returns how many."""
+def run_month(conn: Connection, period: date, now: datetime) -> int | None:
+    """Create the payments for ``period`` (a month's first day); returns how many (None: another
+    worker is running this month's payroll)."""
     label = period.strftime("%Y-%m")
+    if conn.dialect.name == "postgresql" and not conn.execute(
+        # One worker runs a month's payroll; another that finds it running leaves it (it would
+        # only compute the same payments and lose on their unique key).
+        text("SELECT pg_try_advisory_xact_lock(hashtext('haqq payroll ' || :label))"),
+        {"label": label},
+    ).scalar_one():
+        return None
     claimed = conn.execute(
         skip_locked(select(payroll_runs.c.period).where(payroll_runs.c.period == label), conn, payroll_runs)
     ).first()

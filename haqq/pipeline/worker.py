@@ -313,7 +313,8 @@ class Worker:
 
     def run_payroll(self, now: datetime) -> int:
         with self.engine.begin() as conn:
-            return self._count("payroll", payroll.run_month(conn, local_date(now).replace(day=1), now) + 1)
+            made = payroll.run_month(conn, local_date(now).replace(day=1), now)
+        return 0 if made is None else self._count("payroll", made + 1)
 
     def run_once(self) -> int:
         """One round of every kind of work due now; returns how much was done."""
