@@ -68,14 +68,11 @@ def _set_clock(engine: Engine, now: datetime, finished: bool = False) -> None:
 
 
 def _worker_process(
-    settings: Settings, batch_size: int, shard: int, shards: int, signals: _Signals | None = None
+    settings: Settings, batch_size: int, shard: int, shards: int, signals: _Signals
 ) -> None:
     app = build(settings)
     clock = DbClock(app.engine)
     worker = app.worker(clock, batch_size, shard=shard, shards=shards)
-    if signals is None:
-        worker.run_forever(stop=clock.finished)
-        return
     moved = signals.moved[shard]
 
     def idle(seconds: float) -> None:

@@ -41,7 +41,6 @@ from haqq.rules.catalogue import Catalogue
 
 log = structlog.get_logger("haqq.worker")
 
-
 S = CaseState
 #: The steps in pipeline order; one pass carries a case as far as it can go now.
 STEPS: Sequence[tuple[frozenset[CaseState], Callable[[Sequence[CaseWork], StepContext], None]]] = (
@@ -67,12 +66,19 @@ class Worker:
     batch_size: int = 1000
     #: How often in a row a unit may roll back (a lost race, a busy database) before giving up.
     max_retries: int = 8
-    #: This worker's share of the events on SQLite, where workers cannot skip each other's
-    #: locked rows: it takes the events whose id is ``shard`` modulo ``shards``.
+    #: This worker's share of the work on SQLite, where workers cannot skip each other's locked
+    #: rows: the events (and their cases) and outbox rows whose id is ``shard`` modulo
+    #: ``shards``, the account requests by FIN.
     shard: int = 0
     shards: int = 1
     done: dict[str, int] = field(default_factory=dict)
     _failures: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def _outside_lock(self) -> bool:
+        """Whether this worker works on its shard outside the write lock (SQLite, several
+        workers) rather than in one transaction from claim to writes."""
+        return self.shards > 1 and self.engine.dialect.name == "sqlite"
 
     def _context(self, now: datetime, conn: Connection) -> StepContext:
         return StepContext(
@@ -103,7 +109,7 @@ class Worker:
         database); the writes then go in one short transaction that first checks the events are
         still unclaimed, so the workers' work overlaps and only their writes take turns.
         """
-        if self.shards > 1 and self.engine.dialect.name == "sqlite":
+        if self._outside_lock:
             with self.engine.connect().execution_options(read_only=True) as reading, reading.begin():
                 claimed = self._claim_events(reading, now)
                 if not claimed:
@@ -131,7 +137,7 @@ class Worker:
             .order_by(events.c.received_at, events.c.id)
             .limit(self.batch_size)
         )
-        if self.shards > 1 and conn.dialect.name == "sqlite":
+        if self._outside_lock:
             stmt = stmt.where(events.c.id % self.shards == self.shard)
         rows = conn.execute(repository.skip_locked(stmt, conn, events)).all()
         return {
@@ -221,7 +227,7 @@ class Worker:
     def advance_cases(self, now: datetime) -> int:
         """Carry a batch of due cases as far as they go now (on SQLite with several workers,
         this worker's shard, worked on outside the write lock as for events)."""
-        if self.shards > 1 and self.engine.dialect.name == "sqlite":
+        if self._outside_lock:
             with self.engine.connect().execution_options(read_only=True) as reading, reading.begin():
                 batch = repository.claim_cases(
                     reading, self.catalogue, now, self.batch_size, (self.shard, self.shards)
@@ -256,15 +262,15 @@ class Worker:
     def dispatch(self, now: datetime, due: set[str]) -> int:
         """Send the due outbox rows and take in answers, in one transaction.
 
-        On SQLite with several workers, each sends the payments and SMS of its shard outside
-        the write lock (the keys make a repeat harmless), then records the answers, with the
-        rest of the round, in one short turn.
+        On SQLite with several workers, each sends the account requests, payments and SMS of
+        its shard outside the write lock (the keys make a repeat harmless), then records the
+        answers, with the rest of the round, in one short turn.
         """
         n = 0
         acks: list[str] = []
         size = self.batch_size * 5
         sent: list[Callable[[Connection, datetime], int]] = []
-        if self.shards > 1 and self.engine.dialect.name == "sqlite":
+        if self._outside_lock:
             sent = self._send_outside(now, due, size)
             due = due - {"payments", "sms", "accounts"}
         with self.engine.begin() as conn:
