@@ -84,10 +84,6 @@ def _plan(
     return sql, tuple(_converter(dialect, table.c[c].type) for c in columns)
 
 
-def _mark(conn: Connection) -> str:
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
-
-
 def values(
     plan: Sequence[Convert], columns: Sequence[str], rows: Sequence[dict[str, Any]]
 ) -> list[Any]:
@@ -132,15 +128,12 @@ def insert_rows(
     """
     if not rows:
         return 0
+    if conn.dialect.name != "postgresql":
+        return prepare_insert(conn.dialect.name, table, rows, on_conflict_ignore=on_conflict_ignore)(conn)
     columns = tuple(rows[0])
-    conflict = tuple(on_conflict_ignore) if on_conflict_ignore is not None else None
-    if conn.dialect.name == "postgresql":
-        if conflict is None:
-            return _copy_rows(conn, table, columns, rows)
-        return _insert_unnest(conn, table, columns, rows, conflict)
-    sql, plan = _plan(conn.dialect.name, table, columns, conflict, _mark(conn))
-    result = conn.exec_driver_sql(sql, values(plan, columns, rows))
-    return len(rows) if conflict is None else max(result.rowcount, 0)
+    if on_conflict_ignore is None:
+        return _copy_rows(conn, table, columns, rows)
+    return _insert_unnest(conn, table, columns, rows, tuple(on_conflict_ignore))
 
 
 Write = Callable[[Connection], int]
@@ -156,11 +149,12 @@ def prepare_insert(
     """:func:`insert_rows` in two halves: the values are converted now, the write runs later.
 
     On SQLite, where one writer at a time holds the whole database, converting before taking
-    the write lock keeps the lock's turns short.
+    the write lock keeps the lock's turns short (this is also how :func:`insert_rows` writes
+    there). On PostgreSQL the write does all the work.
     """
     if not rows:
         return lambda conn: 0
-    if dialect != "sqlite":
+    if dialect == "postgresql":
         return lambda conn: insert_rows(conn, table, rows, on_conflict_ignore=on_conflict_ignore)
     columns = tuple(rows[0])
     conflict = tuple(on_conflict_ignore) if on_conflict_ignore is not None else None
@@ -186,10 +180,10 @@ def prepare_update(
     """:func:`update_rows` in two halves, like :func:`prepare_insert`."""
     if not rows:
         return lambda conn: 0
-    if dialect != "sqlite":
+    if dialect == "postgresql":
         return lambda conn: update_rows(conn, table, key, rows, only_if=only_if, bump=bump)
     columns = tuple(c for c in rows[0] if c not in (key, bump))
-    sql, order = _update_sql(table, key, columns, "?", only_if, bump)
+    sql, order = _update_sql(table, key, columns, only_if, bump)
     params = values([_converter(dialect, table.c[c].type) for c in order], order, rows)
 
     def write(conn: Connection) -> int:
@@ -226,23 +220,21 @@ def update_rows(
     """
     if not rows:
         return 0
+    if conn.dialect.name != "postgresql":
+        return prepare_update(conn.dialect.name, table, key, rows, only_if=only_if, bump=bump)(conn)
     columns = tuple(c for c in rows[0] if c not in (key, bump))
-    if conn.dialect.name == "postgresql":
-        return _update_unnest(conn, table, key, columns, rows, only_if, bump)
-    sql, order = _update_sql(table, key, columns, _mark(conn), only_if, bump)
-    convert = [_converter(conn.dialect.name, table.c[c].type) for c in order]
-    result = conn.exec_driver_sql(sql, values(convert, order, rows))
-    return max(result.rowcount, 0)
+    return _update_unnest(conn, table, key, columns, rows, only_if, bump)
 
 
 def _update_sql(
     table: Table,
     key: str,
     columns: tuple[str, ...],
-    mark: str,
     only_if: Mapping[str, str] | None,
     bump: str | None = None,
 ) -> tuple[str, tuple[str, ...]]:
+    """The SQLite statement (``?`` marks) and the order of its parameters."""
+    mark = "?"
     sets = [f"{c} = {mark}" for c in columns]
     if bump:
         sets.append(f"{bump} = {bump} + 1")

@@ -1,7 +1,8 @@
 """Set-wise reads and writes of the pipeline: one statement per step per batch.
 
 Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers share the load without
-stepping on each other; on SQLite the write lock taken by ``BEGIN IMMEDIATE`` does the same.
+stepping on each other. On SQLite the write lock taken by ``BEGIN IMMEDIATE`` serializes a lone
+worker's units; several workers each take a shard and write guarded (see ``prepare_flush``).
 """
 
 from __future__ import annotations
@@ -235,13 +236,16 @@ def prepare_flush(
     called (in the caller's transaction)."""
     changed = [_case_row(c, now) for c in batch if c.changed and not c.facts_changed]
     gathered = [{**_case_row(c, now), "facts": c.facts} for c in batch if c.facts_changed]
-    steps = [
-        # Entitlements first: their unique key is the guard against paying twice.
-        bulk.prepare_insert(dialect, entitlements, writes.entitlements),
-        # Two statements: every row of one statement sets the same columns. Each writes a
-        # case only at the version it was read at, and raises it.
+    # Entitlements first: their unique key is the guard against paying twice.
+    entitle = bulk.prepare_insert(dialect, entitlements, writes.entitlements)
+    # Two statements: every row of one statement sets the same columns. Each writes a case
+    # only at the version it was read at, and raises it.
+    moves = [
         bulk.prepare_update(dialect, cases, "id", changed, bump="version"),
         bulk.prepare_update(dialect, cases, "id", gathered, bump="version"),
+    ]
+    expected = len(changed) + len(gathered)
+    rest = [
         bulk.prepare_insert(dialect, case_transitions, writes.transitions),
         bulk.prepare_insert(dialect, decisions, writes.decisions),
         bulk.prepare_insert(dialect, data_access_log, one_per_use(writes.access_log)),
@@ -252,12 +256,11 @@ def prepare_flush(
     stops = list(writes.stops)
 
     def write(conn: Connection) -> None:
-        steps[0](conn)
-        written = steps[1](conn) + steps[2](conn)
-        if written != len(changed) + len(gathered):
-            lost = len(changed) + len(gathered) - written
-            raise ClaimLost(f"{lost} of {len(changed) + len(gathered)} cases were written meanwhile")
-        for step in steps[3:]:
+        entitle(conn)
+        written = sum(move(conn) for move in moves)
+        if written != expected:
+            raise ClaimLost(f"{expected - written} of {expected} cases were written meanwhile")
+        for step in rest:
             step(conn)
         _apply_stops(conn, stops, now)
 
