@@ -9,12 +9,18 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import func, select
 
 from haqq.adapters.store import db, reports
@@ -36,15 +42,62 @@ def cached_country(population: int, seed: int) -> Path:
     return path
 
 
+class RegistriesFailed(RuntimeError):
+    pass
+
+
+@contextmanager
+def serve_registries(country: Path, *, timeout: float = 30.0) -> Iterator[str]:
+    """``haqq registries serve`` over ``country`` in a child process on a free port; its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "haqq.entrypoints.cli", "registries", "serve",
+         "--port", str(port), "--country", str(country)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RegistriesFailed(f"haqq registries serve did not start: {err[-500:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def run_bench(
-    *, population: int, workers: int, seed: int, tick_days: int, batch_size: int, progress: bool
+    *,
+    population: int,
+    workers: int,
+    seed: int,
+    tick_days: int,
+    batch_size: int,
+    progress: bool,
+    registries: str = "xroad",
 ) -> dict[str, Any]:
     source = cached_country(population, seed)
-    with tempfile.TemporaryDirectory(prefix="haqq-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="haqq-bench-") as tmp, ExitStack() as stack:
         country = Path(tmp) / "country.db"
         shutil.copyfile(source, country)
         url = os.environ.get("HAQQ_DATABASE_URL") or f"sqlite:///{Path(tmp) / 'haqq.db'}"
-        app = build(Settings(database_url=url, country=country, seed=seed, batch_size=batch_size))
+        xroad_url = None
+        if registries == "http":
+            xroad_url = os.environ.get("HAQQ_XROAD_URL") or stack.enter_context(serve_registries(country))
+        app = build(Settings(
+            database_url=url, country=country, seed=seed, batch_size=batch_size,
+            registries=registries, xroad_url=xroad_url,
+        ))
         db.upgrade(app.engine)
         reset_store(app)
         began = time.perf_counter()
@@ -62,6 +115,7 @@ def run_bench(
     return {
         "store": app.engine.dialect.name,
         "workers": workers,
+        "registries": registries,
         "tick_days": tick_days,
         "population": population,
         "events": result.events,

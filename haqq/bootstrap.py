@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from sqlalchemy import Engine
 
 from haqq.adapters.institutions.simulated import (
@@ -19,9 +20,18 @@ from haqq.adapters.institutions.simulated import (
     SimulatedSmsGateway,
 )
 from haqq.adapters.store.db import make_engine
+from haqq.adapters.xroad.client import XRoadInstitutions, XRoadSettings
+from haqq.adapters.xroad.directory import load_directory
+from haqq.adapters.xroad.providers import simulated_providers
+from haqq.adapters.xroad.security_server import SecurityServer
+from haqq.domain.errors import HaqqError
 from haqq.pipeline.worker import Worker
 from haqq.ports import Bank, Clock, Institutions, SmsGateway
 from haqq.rules.catalogue import Catalogue, load_catalogue
+
+
+class ConfigurationError(HaqqError):
+    """Settings that cannot be wired; the message says which and why."""
 
 
 def wall_clock() -> datetime:
@@ -46,6 +56,12 @@ class ManualClock:
         self._now = moment
 
 
+#: How haqq reaches the registries: ``simulated`` (the country's institutions called directly,
+#: in-process), ``xroad`` (the same through the X-Road REST protocol and a security-server
+#: simulator, in-process, no sockets), ``http`` (a real security server at ``xroad_url``).
+REGISTRIES = ("simulated", "xroad", "http")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -53,13 +69,27 @@ class Settings:
     catalogue_dir: Path | None = None
     seed: int = 1
     batch_size: int = 1000
+    registries: str = "xroad"
+    xroad_url: str | None = None
+    xroad_directory: Path | None = None
+    #: Mutual TLS to the security server: client certificate and key, and the CA to trust.
+    xroad_cert: Path | None = None
+    xroad_key: Path | None = None
+    xroad_ca: Path | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ.get
         base = cls(
-            database_url=os.environ.get("HAQQ_DATABASE_URL"),
-            country=Path(os.environ.get("HAQQ_COUNTRY", "country.db")),
-            catalogue_dir=Path(p) if (p := os.environ.get("HAQQ_CATALOGUE")) else None,
+            database_url=env("HAQQ_DATABASE_URL"),
+            country=Path(env("HAQQ_COUNTRY", "country.db")),
+            catalogue_dir=Path(p) if (p := env("HAQQ_CATALOGUE")) else None,
+            registries=env("HAQQ_REGISTRIES") or ("http" if env("HAQQ_XROAD_URL") else "xroad"),
+            xroad_url=env("HAQQ_XROAD_URL"),
+            xroad_directory=Path(p) if (p := env("HAQQ_XROAD_DIRECTORY")) else None,
+            xroad_cert=Path(p) if (p := env("HAQQ_XROAD_CERT")) else None,
+            xroad_key=Path(p) if (p := env("HAQQ_XROAD_KEY")) else None,
+            xroad_ca=Path(p) if (p := env("HAQQ_XROAD_CA")) else None,
         )
         values = {**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
         return cls(**values)
@@ -95,14 +125,56 @@ class Haqq:
         )
 
 
+class InProcessTransport:
+    """The HTTP transport of the embedded mode: requests go to a security-server simulator in
+    this process, through the same protocol code as over the network (picklable, so a worker
+    process gets its own)."""
+
+    def __init__(self, server: SecurityServer) -> None:
+        self.server = server
+
+    def __call__(self) -> httpx.BaseTransport:
+        return httpx.MockTransport(self.server.handle)
+
+
+def institutions(settings: Settings) -> Institutions:
+    """The registries as the settings say (see :data:`REGISTRIES`)."""
+    if settings.registries not in REGISTRIES:
+        raise ConfigurationError(
+            f"unknown registries {settings.registries!r}: choose one of {', '.join(REGISTRIES)}"
+        )
+    simulated = SimulatedInstitutions(settings.country)
+    if settings.registries == "simulated":
+        return simulated
+    directory = load_directory(settings.xroad_directory)
+    if settings.registries == "xroad":
+        server = SecurityServer(directory, simulated_providers(directory, simulated), seed=settings.seed)
+        return XRoadInstitutions(
+            directory, XRoadSettings(url="http://security-server.embedded"),
+            transport=InProcessTransport(server), seed=settings.seed,
+        )
+    if not settings.xroad_url:
+        raise ConfigurationError("registries 'http' needs the security server's URL (HAQQ_XROAD_URL)")
+    if (settings.xroad_cert is None) != (settings.xroad_key is None):
+        raise ConfigurationError("mutual TLS needs both HAQQ_XROAD_CERT and HAQQ_XROAD_KEY")
+    cert = (settings.xroad_cert, settings.xroad_key) if settings.xroad_cert and settings.xroad_key else None
+    return XRoadInstitutions(
+        directory,
+        XRoadSettings(url=settings.xroad_url, cert=cert, verify=settings.xroad_ca or True),
+        seed=settings.seed,
+    )
+
+
 def build(settings: Settings | None = None, *, engine: Engine | None = None) -> Haqq:
-    """Wire haqq on the embedded default: the store from the settings, simulated institutions."""
+    """Wire haqq: the store from the settings, the registries as configured (by default the
+    simulated country's, through the X-Road protocol in-process), the simulated bank and SMS
+    gateway."""
     settings = settings or Settings.from_env()
     return Haqq(
         settings=settings,
         engine=engine or make_engine(settings.database_url),
         catalogue=load_catalogue(settings.catalogue_dir),
-        institutions=SimulatedInstitutions(settings.country),
+        institutions=institutions(settings),
         bank=SimulatedBank(settings.country, seed=settings.seed),
         sms=SimulatedSmsGateway(settings.country, seed=settings.seed),
     )

@@ -49,6 +49,30 @@ class Service(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Exchange:
+    """One message exchanged with another institution, as the message log keeps it.
+
+    ``client`` and ``service`` are the data-exchange layer's identifiers of who asked and who
+    answered; ``user`` is the official whose action caused the request (``haqq`` for automatic
+    work); ``issue`` the case, or the batch of cases, it served; ``request_hash`` the provider's
+    hash of the request, the proof that this answer was given to this question.
+    """
+
+    message_id: str
+    direction: Literal["out", "in"]
+    client: str
+    service: str
+    user: str
+    issue: str | None
+    at: datetime
+    outcome: str = "ok"
+    status: int | None = None
+    request_hash: str | None = None
+    persons: int = 0
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceAnswer:
     """One institution's answer to one (batched) request: the evidence behind a decision."""
 
@@ -56,13 +80,26 @@ class ServiceAnswer:
     message_id: str
     answered_at: datetime
     records: Mapping[str, Mapping[str, Any]]
+    #: The exchange that carried it (the message log's entry).
+    exchange: Exchange | None = None
 
 
 class Institutions(Protocol):
     def query(
-        self, service: Service, fins: Sequence[str], *, as_of: datetime, purpose: str
+        self,
+        service: Service,
+        fins: Sequence[str],
+        *,
+        as_of: datetime,
+        purpose: str,
+        issue: str | None = None,
+        user: str | None = None,
     ) -> ServiceAnswer:
-        """Ask one service about many persons at once, as of a moment."""
+        """Ask one service about many persons at once, as of a moment.
+
+        ``issue``: the case (or batch of cases) the request serves; ``user``: the official who
+        caused it (None: haqq itself). A failure raises :class:`haqq.domain.errors.InstitutionError`.
+        """
         ...
 
 

@@ -37,4 +37,10 @@ class CatalogueError(HaqqError):
 
 
 class InstitutionError(HaqqError):
-    """An institution's service failed to answer or answered something unusable."""
+    """An institution's service failed to answer or answered something unusable.
+
+    ``exchange``: the failed exchange, for the message log (a :class:`haqq.ports.Exchange`),
+    when the adapter knows it.
+    """
+
+    exchange: object | None = None

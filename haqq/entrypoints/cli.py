@@ -16,6 +16,9 @@ from haqq.domain.errors import HaqqError
 from haqq.domain.fin import check_fin
 from haqq.domain.money import format_azn
 from haqq.entrypoints import cli_sweep
+from haqq.entrypoints.cli_audit import audit_app
+from haqq.entrypoints.cli_events import events_app
+from haqq.entrypoints.cli_registries import registries_app
 from haqq.entrypoints.cli_rules import rules_app
 from haqq.entrypoints.common import (
     CountryOption,
@@ -37,6 +40,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
 app.add_typer(country_app, name="country")
 app.add_typer(rules_app, name="rules")
+app.add_typer(registries_app, name="registries")
+app.add_typer(audit_app, name="audit")
+app.add_typer(events_app, name="events")
 app.command("sweep")(cli_sweep.sweep_command)
 bench_app.command("sweep")(cli_sweep.bench_sweep)
 bench_app.command("explain")(cli_sweep.bench_explain)
@@ -233,10 +239,13 @@ def _print_person(data: dict[str, Any]) -> None:
             t.add_row(iso(n["sent_at"] or n["due_at"]), n["kind"], n["phone"] or "", n["status"], n["text"])
         console.print(t)
     t = Table(title="Who requested this person's data, and why")
-    for col in ("when", "institution", "service", "case", "purpose", "legal basis", "message"):
+    for col in ("when", "institution", "service", "by", "case", "purpose", "legal basis", "message", "request hash"):
         t.add_column(col)
     for a in data["data_access"]:
-        t.add_row(iso(a["at"]), a["institution"], a["service"], a["case_id"] or "", a["purpose"], a["legal_basis"], a["message_id"][:8])
+        t.add_row(
+            iso(a["at"]), a["institution"], a.get("xroad_service") or a["service"], a.get("user_id") or a["requester"],
+            a["case_id"] or "", a["purpose"], a["legal_basis"], a["message_id"][:8], (a.get("request_hash") or "")[:12],
+        )
     console.print(t)
 
 
@@ -352,12 +361,18 @@ def bench_pipeline(
         int, typer.Option(min=1, max=31, help="simulated days taken in per round (batching only)")
     ] = 7,
     batch_size: Annotated[int, typer.Option(min=10)] = 1000,
+    registries: Annotated[
+        str, typer.Option(help="simulated (direct calls), xroad (X-Road in-process) or http (X-Road over HTTP)")
+    ] = "xroad",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Replay the synthetic year through the full pipeline and measure it."""
     from bench.pipeline import run_bench
 
-    figures = run_bench(population=population, workers=workers, seed=seed, tick_days=tick_days, batch_size=batch_size, progress=not as_json)
+    figures = run_bench(
+        population=population, workers=workers, seed=seed, tick_days=tick_days, batch_size=batch_size,
+        progress=not as_json, registries=registries,
+    )
     if as_json:
         sys.stdout.write(json.dumps(figures) + "\n")
     else:

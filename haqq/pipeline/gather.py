@@ -17,7 +17,7 @@ from typing import Any
 
 from haqq.domain.cases import CaseState
 from haqq.domain.errors import InstitutionError
-from haqq.pipeline.work import CaseWork, StepContext
+from haqq.pipeline.work import CaseWork, StepContext, issue_of
 from haqq.ports import Service, ServiceAnswer
 
 FAMILY = Service.CIVIL_FAMILY
@@ -36,10 +36,12 @@ class _Round:
         self.answers: dict[Service, Mapping[str, ServiceAnswer]] = {}
         self.failed: dict[Service, str] = {}
 
-    def ask(self, ctx: StepContext, as_of: Any) -> None:
+    def ask(self, ctx: StepContext, as_of: Any, issue: str) -> None:
         for service, fins in self.wanted.items():
             try:
-                self.answers[service] = ctx.query(service, fins, as_of=as_of, purpose="proactive social services")
+                self.answers[service] = ctx.query(
+                    service, fins, as_of=as_of, purpose="proactive social services", issue=issue
+                )
             except InstitutionError as exc:
                 self.failed[service] = str(exc)
 
@@ -66,13 +68,14 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
         if case.state is CaseState.DETECTED:
             ctx.move(case, CaseState.GATHERING, f"gathering {len(case.program.asked)} services")
     as_of = ctx.as_of or max(c.at for c in cases)
+    issue = issue_of("case", [c.id for c in cases])
     first = _Round()
     for case in cases:
         for (role, relation), services in case.program.needs.items():
             if relation is None:
                 for service in services:
                     first.wanted[service].add(_role_fin(case, role))
-    first.ask(ctx, as_of)
+    first.ask(ctx, as_of, issue)
     second = _Round()
     related: dict[str, dict[tuple[str, str], list[str]]] = {}
     for case in cases:
@@ -83,7 +86,7 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
             for service in case.program.needs[whose]:
                 second.wanted[service].update(fins)
     if second.wanted:
-        second.ask(ctx, as_of)
+        second.ask(ctx, as_of, issue)
     wall = ctx.wall()
     failed = {**first.failed, **second.failed}
     for case in cases:
@@ -124,11 +127,16 @@ def _record(
     def take(answer: ServiceAnswer, fin: str, label: str) -> Mapping[str, Any] | None:
         name = str(answer.service)
         if label not in facts["sources"]:
-            facts["sources"][label] = {
+            source = {
                 "institution": answer.service.institution,
                 "message_id": answer.message_id,
                 "answered_at": _iso(answer.answered_at),
             }
+            if answer.exchange is not None and answer.exchange.request_hash:
+                # The provider's hash of the request: proof this answer was given to it.
+                source["request_hash"] = answer.exchange.request_hash
+                source["xroad_service"] = answer.exchange.service
+            facts["sources"][label] = source
         if (fin, name) not in logged:
             logged.add((fin, name))
             ctx.writes.access_log.append(

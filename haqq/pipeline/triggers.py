@@ -17,7 +17,7 @@ from typing import Any
 from haqq import PIPELINE_VERSION
 from haqq.domain.cases import CaseState
 from haqq.domain.events import EventType
-from haqq.pipeline.work import StepContext, local_date
+from haqq.pipeline.work import StepContext, issue_of, local_date
 from haqq.ports import Service, ServiceAnswer
 from haqq.rules.catalogue import Beneficiary, Program
 from haqq.rules.evaluate import Candidate, Pick, resolve_beneficiary
@@ -94,7 +94,8 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> list[dict[str, Any
     person: Answers = {}
     identity: Answers = {}
     if relational:
-        family = dict(ctx.query(Service.CIVIL_FAMILY, {e.fin for e in relational}, as_of=as_of, purpose=PURPOSE))
+        issue = issue_of("event", [e.id for e in relational])
+        family = dict(ctx.query(Service.CIVIL_FAMILY, {e.fin for e in relational}, as_of=as_of, purpose=PURPOSE, issue=issue))
         # Relations through a child's other parent need the children's own family records.
         via_child = [
             e for e in relational
@@ -102,7 +103,7 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> list[dict[str, Any
         ]
         kids = {k for e in via_child for k in _links(family, e.fin).get("children", [])}
         if kids:
-            family.update(ctx.query(Service.CIVIL_FAMILY, kids, as_of=as_of, purpose=PURPOSE))
+            family.update(ctx.query(Service.CIVIL_FAMILY, kids, as_of=as_of, purpose=PURPOSE, issue=issue))
         related: set[str] = set()
         for e in relational:
             links = _links(family, e.fin)
@@ -116,8 +117,8 @@ def run(claimed: Sequence[ClaimedEvent], ctx: StepContext) -> list[dict[str, Any
         for kid in kids:
             links = _links(family, kid)
             related.update(f for f in (links.get("mother_fin"), links.get("father_fin")) if f)
-        person = ctx.query(Service.CIVIL_PERSON, related, as_of=as_of, purpose=PURPOSE)
-        identity = ctx.query(Service.INTERIOR_IDENTITY, related, as_of=as_of, purpose=PURPOSE)
+        person = ctx.query(Service.CIVIL_PERSON, related, as_of=as_of, purpose=PURPOSE, issue=issue)
+        identity = ctx.query(Service.INTERIOR_IDENTITY, related, as_of=as_of, purpose=PURPOSE, issue=issue)
         wall = ctx.wall()
         for answers in (family, person, identity):
             for fin, answer in answers.items():

@@ -6,21 +6,34 @@ everything of a batch in one transaction, so a crash leaves either all of it or 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from haqq.domain.cases import CaseState, transition
+from haqq.domain.errors import InstitutionError
 from haqq.domain.events import EventType
-from haqq.ports import Bank, Institutions, Service, ServiceAnswer, SmsGateway
+from haqq.ports import Bank, Exchange, Institutions, Service, ServiceAnswer, SmsGateway
 from haqq.rules.catalogue import Catalogue, Program
 
 if TYPE_CHECKING:
     from haqq.adapters.store.repository import Lookup
 
 BAKU = ZoneInfo("Asia/Baku")
+#: The most persons one request to an institution carries.
+MAX_PERSONS_PER_REQUEST = 5_000
+
+
+def issue_of(kind: str, ids: Sequence[object]) -> str:
+    """The ``X-Road-Issue`` of a request: the one case (or event) it serves, or its batch's
+    stable name (the message log and the access log link the batch to each case)."""
+    if len(ids) == 1:
+        return f"{kind}-{ids[0]}"
+    digest = hashlib.blake2b("\x1f".join(sorted(map(str, ids))).encode(), digest_size=6).hexdigest()
+    return f"{kind}-batch-{digest}-{len(ids)}"
 
 
 def local_date(moment: datetime) -> date:
@@ -71,6 +84,8 @@ class Writes:
     notifications: list[dict[str, Any]] = field(default_factory=list)
     access_log: list[dict[str, Any]] = field(default_factory=list)
     stops: list[dict[str, Any]] = field(default_factory=list)
+    #: Every exchange with an institution, answered or failed (the message log).
+    messages: list[Exchange] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -100,15 +115,33 @@ class StepContext:
     max_attempts: int = 5
 
     def query(
-        self, service: Service, fins: Iterable[str], *, as_of: datetime, purpose: str
+        self,
+        service: Service,
+        fins: Iterable[str],
+        *,
+        as_of: datetime,
+        purpose: str,
+        issue: str | None = None,
     ) -> dict[str, ServiceAnswer]:
-        """The answer that carries each FIN's record (or its absence), asking only once."""
+        """The answer that carries each FIN's record (or its absence), asking only once.
+
+        ``issue``: the case or batch the request serves. Every exchange, answered or failed,
+        goes to the message log with the batch's writes.
+        """
         known = self.answers.setdefault((service, as_of), {})
         wanted = set(fins)
         missing = sorted(wanted - known.keys())
-        if missing:
-            answer = self.institutions.query(service, missing, as_of=as_of, purpose=purpose)
-            known.update(dict.fromkeys(missing, answer))
+        for i in range(0, len(missing), MAX_PERSONS_PER_REQUEST):
+            part = missing[i : i + MAX_PERSONS_PER_REQUEST]
+            try:
+                answer = self.institutions.query(service, part, as_of=as_of, purpose=purpose, issue=issue)
+            except InstitutionError as exc:
+                if isinstance(exc.exchange, Exchange):
+                    self.writes.messages.append(exc.exchange)
+                raise
+            if answer.exchange is not None:
+                self.writes.messages.append(answer.exchange)
+            known.update(dict.fromkeys(part, answer))
         return {fin: known[fin] for fin in wanted}
 
     def move(self, case: CaseWork, target: CaseState, cause: str) -> None:

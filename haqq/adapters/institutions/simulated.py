@@ -28,7 +28,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +46,7 @@ from haqq.ports import (
     Account,
     AccountAnswer,
     AccountRequest,
+    Exchange,
     InboundSms,
     OutgoingSms,
     Service,
@@ -268,14 +269,11 @@ class SimulatedInstitutions:
     def __init__(self, path: Path | str) -> None:
         self._db = _Db(path)
 
-    def query(
-        self, service: Service, fins: Sequence[str], *, as_of: datetime, purpose: str
-    ) -> ServiceAnswer:
-        """Answer ``service`` for every known FIN (unknown or not-yet-born FINs are absent).
-
-        One SQL statement per 900 FINs. ``purpose`` is accepted for the audit trail a real
-        data-exchange layer keeps; the simulation does not need it.
-        """
+    def records(
+        self, service: Service, fins: Sequence[str], *, as_of: datetime
+    ) -> dict[str, dict[str, Any]]:
+        """What ``service`` knows of each FIN as of a moment (unknown or not-yet-born FINs are
+        absent). One SQL statement per 900 FINs."""
         try:
             service = Service(service)
         except ValueError:
@@ -296,8 +294,30 @@ class SimulatedInstitutions:
                     params = [*batch, d]
                 for row in conn.execute(sql, params):
                     records[row[0]] = _record(service, row, d)
+        return records
+
+    def query(
+        self,
+        service: Service,
+        fins: Sequence[str],
+        *,
+        as_of: datetime,
+        purpose: str,
+        issue: str | None = None,
+        user: str | None = None,
+    ) -> ServiceAnswer:
+        """Answer ``service`` directly, in-process (no data-exchange protocol): the exchange is
+        logged with haqq as client and the port's service name. ``purpose`` is kept by a real
+        data-exchange layer; the simulation does not need it."""
+        records = self.records(service, fins, as_of=as_of)
+        message_id = str(uuid.uuid4())
+        exchange = Exchange(
+            message_id=message_id, direction="out", client="haqq", service=str(service),
+            user=user or "haqq", issue=issue, at=datetime.now(UTC), persons=len(fins),
+        )
         return ServiceAnswer(
-            service=service, message_id=str(uuid.uuid4()), answered_at=as_of, records=records
+            service=Service(service), message_id=message_id, answered_at=as_of, records=records,
+            exchange=exchange,
         )
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy import (
     select,
 )
 
-from haqq.adapters.store import bulk
+from haqq.adapters.store import bulk, messagelog
 from haqq.adapters.store.schema import (
     accounts,
     case_transitions,
@@ -254,6 +254,7 @@ def prepare_flush(
         bulk.prepare_insert(dialect, notifications, writes.notifications, on_conflict_ignore=["key"]),
     ]
     stops = list(writes.stops)
+    messages = list(writes.messages)
 
     def write(conn: Connection) -> None:
         entitle(conn)
@@ -263,6 +264,8 @@ def prepare_flush(
         for step in rest:
             step(conn)
         _apply_stops(conn, stops, now)
+        # Last: the chain's head is locked until the commit, so keep that short.
+        messagelog.append(conn, messages)
 
     return write
 

@@ -297,6 +297,31 @@ data_access_log = Table(
     Column("legal_basis", Text, nullable=False),
 )
 
+#: Every message exchanged with another institution, out and in, hash-chained: ``seq`` orders
+#: the chain and ``hash`` covers the entry and the previous entry's hash, so a changed or deleted
+#: entry breaks it (``haqq audit verify``). See :mod:`haqq.adapters.store.messagelog`.
+message_log = Table(
+    "message_log",
+    metadata,
+    Column("seq", Id, primary_key=True, autoincrement=False),
+    Column("message_id", String(60), nullable=False),
+    # out: haqq asked; in: a registry (or a bank, a gateway) told haqq
+    Column("direction", String(3), nullable=False),
+    Column("client", String(200), nullable=False),
+    Column("service", String(300), nullable=False),
+    Column("user_id", String(60), nullable=False),
+    Column("issue", String(80)),
+    Column("at", TS, nullable=False),
+    Column("outcome", String(80), nullable=False),
+    Column("status", Integer),
+    Column("request_hash", String(100)),
+    Column("persons", Integer, nullable=False),
+    Column("detail", Text),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_message_log_message_id", "message_id"),
+)
+
 payroll_runs = Table(
     "payroll_runs",
     metadata,
