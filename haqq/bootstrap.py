@@ -6,12 +6,14 @@ Nothing is wired at import time; entry points call :func:`build` with their sett
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import structlog
 from sqlalchemy import Engine
 
 from haqq.adapters.institutions.simulated import (
@@ -32,6 +34,12 @@ from haqq.rules.catalogue import Catalogue, load_catalogue
 
 class ConfigurationError(HaqqError):
     """Settings that cannot be wired; the message says which and why."""
+
+
+def configure_logging() -> None:
+    """Logs go to stderr, so stdout carries only what a command prints (``--json`` output stays
+    one JSON object); called by every process haqq starts, worker processes included."""
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
 
 
 def wall_clock() -> datetime:
@@ -170,6 +178,7 @@ def build(settings: Settings | None = None, *, engine: Engine | None = None) -> 
     simulated country's, through the X-Road protocol in-process), the simulated bank and SMS
     gateway."""
     settings = settings or Settings.from_env()
+    configure_logging()
     return Haqq(
         settings=settings,
         engine=engine or make_engine(settings.database_url),

@@ -11,13 +11,14 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import closing
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, Table, select
 
+from haqq.adapters.events.keys import EventKeys, SenderKey, SignerKey, WebhookSender
 from haqq.bootstrap import Haqq, ManualClock
 from haqq.country import generate_country
 from haqq.domain.fin import FIN_ALPHABET
@@ -124,3 +125,19 @@ def write_jsonl(path: Path, lines: Iterable[str | dict[str, Any]]) -> Path:
         for line in lines:
             fh.write((line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n")
     return path
+
+
+# ---- the keys of the event-intake tests: a civil registry signing SPDCI notifications, and
+# OpenCRVS signing its webhooks -----------------------------------------------------------------
+
+EVENTS_NOW = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
+CIVIL_REGISTRY_SIGNER = SignerKey(
+    sender_id="cr.gov.az", key_id="s1", algorithm="hmac-sha256", key="civil-registry-test-secret"
+)
+WEBHOOK_SECRET = "opencrvs-test-shared-secret"
+EVENT_KEYS = EventKeys(
+    receiver_id="haqq.gov.az",
+    spdci={"cr.gov.az": SenderKey(source="civil_registry", key_id="s1", algorithm="hmac-sha256",
+                                  key=CIVIL_REGISTRY_SIGNER.key)},
+    webhooks={"opencrvs": WebhookSender(source="opencrvs", secret=WEBHOOK_SECRET)},
+)

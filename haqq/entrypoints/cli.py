@@ -15,9 +15,8 @@ from haqq.adapters.store import db, reports
 from haqq.domain.errors import HaqqError
 from haqq.domain.fin import check_fin
 from haqq.domain.money import format_azn
-from haqq.entrypoints import cli_sweep
+from haqq.entrypoints import cli_serve, cli_sweep
 from haqq.entrypoints.cli_audit import audit_app
-from haqq.entrypoints.cli_events import events_app
 from haqq.entrypoints.cli_registries import registries_app
 from haqq.entrypoints.cli_rules import rules_app
 from haqq.entrypoints.common import (
@@ -42,7 +41,7 @@ app.add_typer(country_app, name="country")
 app.add_typer(rules_app, name="rules")
 app.add_typer(registries_app, name="registries")
 app.add_typer(audit_app, name="audit")
-app.add_typer(events_app, name="events")
+app.command("serve")(cli_serve.serve)
 app.command("sweep")(cli_sweep.sweep_command)
 bench_app.command("sweep")(cli_sweep.bench_sweep)
 bench_app.command("explain")(cli_sweep.bench_explain)
@@ -382,6 +381,9 @@ def bench_pipeline(
 
 def main() -> None:
     """The console script: errors haqq raises on purpose are a message, never a traceback."""
+    from haqq.bootstrap import configure_logging
+
+    configure_logging()
     try:
         app()
     except HaqqError as exc:

@@ -45,6 +45,16 @@ from haqq.adapters.events.subscribe import parse_on_subscribe
 from haqq.adapters.store import messagelog
 from haqq.domain.errors import HaqqError
 from haqq.domain.events import LifeEvent
+from haqq.entrypoints.events_openapi import (
+    NOTIFY_REQUEST,
+    NOTIFY_RESPONSES,
+    ON_SUBSCRIBE_REQUEST,
+    ON_SUBSCRIBE_RESPONSES,
+    OPENCRVS_HEADERS,
+    OPENCRVS_REQUEST,
+    OPENCRVS_RESPONSES,
+    _json_body,
+)
 from haqq.pipeline import intake
 from haqq.ports import Exchange
 
@@ -118,7 +128,8 @@ def make_events_app(
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise Malformed("err.request.bad", f"the body is not JSON: {exc}") from None
 
-    @app.post("/spdci/registry/notify")
+    @app.post("/spdci/registry/notify", responses=NOTIFY_RESPONSES,
+              openapi_extra=_json_body(NOTIFY_REQUEST))
     async def notify(request: Request) -> JSONResponse:
         now, correlation, raw = now_of(), uuid.uuid4().hex, None
         try:
@@ -153,7 +164,8 @@ def make_events_app(
                  accepted=report.accepted, duplicates=report.duplicates)
         return JSONResponse(spdci.ack(correlation, now))
 
-    @app.post("/spdci/registry/on-subscribe")
+    @app.post("/spdci/registry/on-subscribe", responses=ON_SUBSCRIBE_RESPONSES,
+              openapi_extra=_json_body(ON_SUBSCRIBE_REQUEST))
     async def on_subscribe(request: Request) -> JSONResponse:
         now, correlation, raw = now_of(), uuid.uuid4().hex, None
         try:
@@ -166,7 +178,8 @@ def make_events_app(
         log.info("subscription answered", channel="spdci", sender=sender, answers=answers)
         return JSONResponse(spdci.ack(correlation, now))
 
-    @app.post("/webhooks/opencrvs")
+    @app.post("/webhooks/opencrvs", responses=OPENCRVS_RESPONSES,
+              openapi_extra={**_json_body(OPENCRVS_REQUEST), "parameters": OPENCRVS_HEADERS})
     async def opencrvs(request: Request) -> JSONResponse:
         body, now = await request.body(), now_of()
         sender = keys.webhooks.get("opencrvs")

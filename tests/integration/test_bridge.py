@@ -102,3 +102,33 @@ def test_registries_settings_are_checked(tmp_path: Path) -> None:
         institutions(Settings(
             country=tmp_path / "c.db", registries="http", xroad_url="https://ss", xroad_cert=tmp_path / "c.pem",
         ))
+
+
+def test_a_replay_survives_transient_failures_and_an_institution_down_for_30_seconds(
+    country_file: Path, tmp_path: Path, sqlite_url: str
+) -> None:
+    """1 % of all institution calls fail transiently, and the disability subsystem is down for
+    30 seconds from the start: every case still finishes, or waits for a person with the reason
+    where its data never came; nothing is paid or texted twice; every failure is logged."""
+    app = fresh_app(country_file, tmp_path, sqlite_url)
+    xr = app.institutions
+    server = xr._transport.server  # type: ignore[attr-defined]
+    start = datetime.now(UTC)
+    flaky = {p: Fault(error_rate=0.01) for p in server.directory.providers}
+    disability = ClientId.parse("AZ/GOV/MLSPP/DISABILITY")
+    flaky[disability] = Fault(error_rate=0.01, down=((start, start + timedelta(seconds=30)),))
+    server.directory = server.directory.with_faults(flaky)
+    xr._sleep = lambda _s: None  # type: ignore[attr-defined]
+    replay(app, year=YEAR, tick=timedelta(days=7))
+    states = check_invariants(app)
+    assert states["closed"] > 0
+    log = rows(app.engine, message_log)
+    outcomes = {(r["service"].rsplit("/", 1)[0], r["outcome"]) for r in log}
+    # Transient failures hit every institution; most were retried into answers.
+    assert ("AZ/GOV/MLSPP/DISABILITY", "Server.ServerProxy.NetworkError") in outcomes
+    assert sum(r["outcome"] == "ok" for r in log) > 20 * sum(r["outcome"] != "ok" for r in log if "DISABILITY" not in r["service"])
+    reviewed = rows(app.engine, cases, cases.c.state == "needs_review")
+    waiting = [c for c in reviewed if "institution unavailable" in (c["review_reason"] or "")]
+    assert waiting and all("disability" in c["review_reason"].lower() for c in waiting)
+    with app.engine.connect() as conn:
+        assert messagelog.verify(conn).ok

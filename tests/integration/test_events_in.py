@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +12,15 @@ from sqlalchemy import Engine, func, select
 
 from haqq.adapters.events import signature as sig
 from haqq.adapters.events import spdci, webhooks
-from haqq.adapters.events.keys import EventKeys, SenderKey, SignerKey, WebhookSender
 from haqq.adapters.store import db, messagelog
 from haqq.adapters.store.schema import events, message_log
 from haqq.entrypoints.events_api import make_events_app
+from tests.helpers import CIVIL_REGISTRY_SIGNER, EVENT_KEYS, EVENTS_NOW, WEBHOOK_SECRET
 
-NOW = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
-CR = SignerKey(sender_id="cr.gov.az", key_id="s1", algorithm="hmac-sha256",
-               key="civil-registry-test-secret")
-SECRET = "opencrvs-test-shared-secret"
-KEYS = EventKeys(
-    receiver_id="haqq.gov.az",
-    spdci={"cr.gov.az": SenderKey(source="civil_registry", key_id="s1",
-                                  algorithm="hmac-sha256", key=CR.key)},
-    webhooks={"opencrvs": WebhookSender(source="opencrvs", secret=SECRET)},
-)
+NOW = EVENTS_NOW
+CR = CIVIL_REGISTRY_SIGNER
+SECRET = WEBHOOK_SECRET
+KEYS = EVENT_KEYS
 
 
 @pytest.fixture

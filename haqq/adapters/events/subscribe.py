@@ -92,7 +92,8 @@ def parse_on_subscribe(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     for item in items:
         if not isinstance(item, Mapping):
             raise Malformed(BAD, "subscribe_response[] must be objects")
-        subs = item.get("subscriptions") or []
+        subs = item.get("subscriptions")
+        subs = subs if isinstance(subs, list) else []
         out.append({"reference_id": item.get("reference_id"), "status": item.get("status"),
                     "status_reason_code": item.get("status_reason_code"),
                     "codes": [s.get("code") for s in subs if isinstance(s, Mapping)]})

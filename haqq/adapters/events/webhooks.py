@@ -66,8 +66,13 @@ def _codes(concept: object) -> set[str]:
     return {str(c.get("code")) for c in codings if isinstance(c, Mapping)}
 
 
+def _items(value: object) -> list[Any]:
+    """A JSON array as a list; anything else (absent, null, a number) as no items."""
+    return value if isinstance(value, list) else []
+
+
 def _fin(patient: Mapping[str, Any], role: str) -> str:
-    for ident in patient.get("identifier") or []:
+    for ident in _items(patient.get("identifier")):
         if isinstance(ident, Mapping) and FIN_TYPE in _codes(ident.get("type")):
             value = ident.get("value")
             if isinstance(value, str) and value:
@@ -117,18 +122,18 @@ def to_events(payload: Mapping[str, Any], *, source: str) -> list[dict[str, Any]
         if resource.get("id"):
             by_ref[f"{kind}/{resource['id']}"] = resource
     task = _obj(by_type.get("Task"), "the Bundle's Task")
-    tracking = [i.get("value") for i in task.get("identifier") or []
+    tracking = [i.get("value") for i in _items(task.get("identifier"))
                 if isinstance(i, Mapping) and str(i.get("system", "")).endswith("tracking-id")]
     if not tracking or not isinstance(tracking[0], str) or not tracking[0]:
         raise Malformed("malformed", "the Task has no tracking-id identifier")
     composition = _obj(by_type.get("Composition"), "the Bundle's Composition")
     people: dict[str, Mapping[str, Any]] = {}
-    for section in composition.get("section") or []:
+    for section in _items(composition.get("section")):
         if not isinstance(section, Mapping):
             continue
-        refs = [e.get("reference") for e in section.get("entry") or [] if isinstance(e, Mapping)]
+        refs = [e.get("reference") for e in _items(section.get("entry")) if isinstance(e, Mapping)]
         for code in _codes(section.get("code")):
-            if refs and refs[0] in by_ref:
+            if refs and isinstance(refs[0], str) and refs[0] in by_ref:
                 people[code] = by_ref[str(refs[0])]
     occurred = _when(task.get("lastModified") or composition.get("date")
                      or payload.get("timestamp"), "registration date")

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from haqq.adapters.xroad.security_server import BadRequest, SecurityServer
 
@@ -58,9 +59,18 @@ def make_app(server: SecurityServer) -> Starlette:
         answer = await run_in_threadpool(server.handle, forwarded)
         return from_httpx(answer)
 
-    return Starlette(
+    async def unrouted(scope: Scope, receive: Receive, send: Send) -> None:
+        # A target no route pattern matches (its decoded path holds a line break, which
+        # "{path:path}" does not match) is the simulator's to answer too, not Starlette's 404.
+        if scope["type"] != "http":
+            return
+        await (await relay(Request(scope, receive)))(scope, receive, send)
+
+    app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/{path:path}", relay, methods=METHODS),
         ]
     )
+    app.router.default = unrouted
+    return app

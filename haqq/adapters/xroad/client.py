@@ -18,6 +18,7 @@ failing. Mutual TLS is a matter of settings (client certificate, key, and the CA
 from __future__ import annotations
 
 import random
+import ssl
 import threading
 import time
 import uuid
@@ -117,13 +118,10 @@ class XRoadInstitutions:
         with self._lock:
             if self._client is None:
                 s = self.settings
-                cert = (str(s.cert[0]), str(s.cert[1])) if s.cert else None
-                verify: str | bool = str(s.verify) if isinstance(s.verify, Path) else s.verify
                 self._client = httpx.Client(
                     base_url=s.url,
                     timeout=s.timeout,
-                    cert=cert,
-                    verify=verify,
+                    verify=_tls(s),
                     transport=self._transport() if self._transport else None,
                     follow_redirects=False,
                 )
@@ -226,6 +224,19 @@ class XRoadInstitutions:
                 raise failure
             cap = min(s.backoff_cap, s.backoff * 2 ** (attempt - 1))
             self._sleep(self._random.uniform(0, cap))
+
+
+def _tls(s: XRoadSettings) -> ssl.SSLContext | bool:
+    """The TLS context: the CA to trust (or the system's), and haqq's certificate for mutual TLS."""
+    if s.verify is False and s.cert is None:
+        return False
+    context = ssl.create_default_context(cafile=str(s.verify) if isinstance(s.verify, Path) else None)
+    if s.verify is False:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if s.cert is not None:
+        context.load_cert_chain(certfile=str(s.cert[0]), keyfile=str(s.cert[1]))
+    return context
 
 
 def _failure(response: httpx.Response, service: str) -> XRoadError | None:
