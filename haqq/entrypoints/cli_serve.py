@@ -63,3 +63,43 @@ def serve(
         f"  who looked at my data: {base}/datatracker/v3/findUsage?userCode=FIN"
     )
     uvicorn.run(make_http_app(engine, loaded), host=host, port=port, log_level="warning")
+
+
+events_app = typer.Typer(help="Life events pushed by registries.", no_args_is_help=True)
+
+
+@events_app.command("subscribe")
+def subscribe(
+    registry: Annotated[str, typer.Option("--registry", help="the registry's SPDCI base URL")],
+    callback: Annotated[str, typer.Option("--callback", help="haqq's notify endpoint, e.g. https://haqq.example/events/spdci/registry/notify")],
+    receiver: Annotated[str, typer.Option("--receiver", help="the registry's SPDCI id")],
+    event: Annotated[list[str], typer.Option("--event", help="an event type to subscribe to (repeatable)")],
+    keys: Annotated[
+        Path | None, typer.Option("--keys", help="the keys file with haqq's signer; default $HAQQ_EVENT_KEYS")
+    ] = None,
+) -> None:
+    """Subscribe haqq to a registry's life events (SPDCI ``/registry/subscribe``, signed)."""
+    from datetime import UTC, datetime
+
+    import httpx
+
+    from haqq.adapters.events.keys import load_keys
+    from haqq.adapters.events.subscribe import subscribe as send
+    from haqq.adapters.events.subscribe import subscribe_request
+
+    try:
+        loaded = load_keys(keys)
+        if loaded.signer is None:
+            fail("the keys file names no 'signer': haqq cannot sign a subscription")
+        request = subscribe_request(
+            signer=loaded.signer, receiver_id=receiver, callback_url=callback, event_types=event,
+            now=datetime.now(UTC),
+        )
+        with httpx.Client(timeout=30.0) as client:
+            ack = send(client, registry, request)
+    except HaqqError as exc:
+        fail(str(exc))
+    console.print(
+        f"subscribed to {', '.join(event)} at {registry}: {ack.ack_status} "
+        f"(transaction {ack.transaction_id}); the registry will notify {callback}"
+    )

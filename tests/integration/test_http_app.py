@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -27,3 +28,72 @@ def test_both_endpoints_answer_on_one_store(tmp_path: Path) -> None:
     usage = client.get("/datatracker/v3/findUsage", params={"userCode": "5ZK7N2R"}, headers={"X-Road-UserId": "5ZK7N2R"})
     assert usage.status_code == 200 and usage.json()["totalUsages"] == 0
     engine.dispose()
+
+
+def test_haqq_subscribes_to_a_registry_with_a_signed_request(tmp_path: Path) -> None:
+    """``haqq events subscribe`` sends the registry a subscribe envelope signed with haqq's key,
+    naming haqq's notify endpoint; the registry (here a small real HTTP server) checks it."""
+    import json
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from typer.testing import CliRunner
+
+    from haqq.adapters.events import signature
+    from haqq.adapters.events.keys import SenderKey
+    from haqq.entrypoints.cli import app
+
+    received: list[dict[str, object]] = []
+    haqq_key = SenderKey(source="haqq", key_id="k1", algorithm="hmac-sha256", key="haqq-signing-secret-123")
+
+    async def registry(request: Request) -> JSONResponse:
+        body = json.loads(await request.body())
+        received.append(body)
+        signature.verify(  # raises if the signature does not hold
+            signature.parse_signature(body["signature"]), body["header"], body["message"], haqq_key,
+            now=datetime.now(UTC), skew=timedelta(seconds=60),
+        )
+        return JSONResponse({"message": {"ack_status": "ACK", "timestamp": "2025-03-01T10:00:00+04:00",
+                                         "correlation_id": "c-1"}})
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(
+        Starlette(routes=[Route("/registry/subscribe", registry, methods=["POST"])]),
+        host="127.0.0.1", port=port, log_level="warning",
+    ))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(
+        "signer: {sender_id: haqq.gov.az, key_id: k1, algorithm: hmac-sha256, key: haqq-signing-secret-123}\n"
+    )
+    try:
+        result = CliRunner().invoke(app, [
+            "events", "subscribe", "--registry", f"http://127.0.0.1:{port}", "--receiver", "cr.gov.az",
+            "--callback", "https://haqq.example/events/spdci/registry/notify",
+            "--event", "live_birth", "--event", "death", "--keys", str(keys),
+        ])
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert result.exit_code == 0, result.output
+    assert "ACK" in result.output
+    [sent] = received
+    header = sent["header"]
+    assert isinstance(header, dict)
+    assert header["action"] == "subscribe" and header["sender_id"] == "haqq.gov.az"
+    assert header["sender_uri"] == "https://haqq.example/events/spdci/registry/notify"
+    message = sent["message"]
+    assert isinstance(message, dict)
+    kinds = [r["subscribe_criteria"]["reg_event_type"] for r in message["subscribe_request"]]
+    assert kinds == ["live_birth", "death"]
