@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from haqq.adapters.store import bulk, repository
+from haqq.adapters.store import bulk, messagelog, repository
 from haqq.adapters.store.repository import ClaimLost
 from haqq.adapters.store.schema import cases, events
 from haqq.domain.cases import CaseState
@@ -35,8 +35,9 @@ from haqq.pipeline import (
     triggers,
     verify,
 )
+from haqq.pipeline.exchanges import LoggedBank, LoggedSms
 from haqq.pipeline.work import CaseWork, StepContext, Writes, local_date
-from haqq.ports import Bank, Clock, Institutions, SmsGateway
+from haqq.ports import Bank, Clock, Exchange, Institutions, SmsGateway
 from haqq.rules.catalogue import Catalogue
 
 log = structlog.get_logger("haqq.worker")
@@ -73,6 +74,18 @@ class Worker:
     shards: int = 1
     done: dict[str, int] = field(default_factory=dict)
     _failures: dict[str, int] = field(default_factory=dict)
+    #: Exchanges with the bank and the SMS gateway not yet in the message log.
+    _exchanges: list[Exchange] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.bank = LoggedBank(self.bank, self._exchanges, self.wall)
+        self.sms = LoggedSms(self.sms, self._exchanges, self.wall)
+
+    def _drain(self) -> list[Exchange]:
+        """The exchanges noted since the last drain (for the message log)."""
+        taken = list(self._exchanges)
+        self._exchanges.clear()
+        return taken
 
     @property
     def _outside_lock(self) -> bool:
@@ -211,9 +224,15 @@ class Worker:
 
         return write
 
+    def _advance(self, batch: Sequence[CaseWork], ctx: StepContext, now: datetime) -> None:
+        """Run every step, in pipeline order, on the cases of the batch that are due; the
+        bank's answers to the steps go to the message log with the batch's writes."""
+        self._drain()  # what a unit that rolled back noted is not in the log: it did not happen
+        self._run_steps(batch, ctx, now)
+        ctx.writes.messages.extend(self._drain())
+
     @staticmethod
-    def _advance(batch: Sequence[CaseWork], ctx: StepContext, now: datetime) -> None:
-        """Run every step, in pipeline order, on the cases of the batch that are due."""
+    def _run_steps(batch: Sequence[CaseWork], ctx: StepContext, now: datetime) -> None:
         for _ in range(2):
             for states, step in STEPS:
                 group = [
@@ -270,6 +289,7 @@ class Worker:
         acks: list[str] = []
         size = self.batch_size * 5
         sent: list[Callable[[Connection, datetime], int]] = []
+        self._drain()
         if self._outside_lock:
             sent = self._send_outside(now, due, size)
             due = due - {"payments", "sms", "accounts"}
@@ -289,6 +309,7 @@ class Worker:
                 n += len(acks)
             if acks or "replies" in due:
                 n += self._count("replies", dispatch.apply_replies(conn, size))
+            messagelog.append(conn, self._drain())
         if acks:
             self.sms.ack(acks)
         return n

@@ -8,10 +8,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from haqq.adapters.store import db, messagelog
-from haqq.adapters.store.schema import cases, data_access_log, decisions, message_log
+from haqq.adapters.store.schema import (
+    cases,
+    data_access_log,
+    decisions,
+    message_log,
+    notifications,
+    payments,
+)
 from haqq.adapters.xroad.directory import Fault, load_directory
 from haqq.adapters.xroad.ids import ClientId
 from haqq.bootstrap import ConfigurationError, Haqq, Settings, build, institutions
@@ -49,10 +56,12 @@ def test_the_embedded_default_asks_through_xroad_and_logs_every_message(
     assert verified.ok and verified.entries == len(log) > 20
     directory = load_directory()
     services = {str(r.service) for r in directory.routes.values()}
-    assert {r["service"] for r in log} <= services
-    assert all(r["client"] == "AZ/GOV/MLSPP/HAQQ" and r["user_id"] == "haqq" for r in log)
-    assert all(r["outcome"] == "ok" and r["status"] == 200 and r["request_hash"] for r in log)
-    assert all(r["issue"].startswith(("case-", "event-")) for r in log)
+    # The registries' exchanges (the bank's and the gateway's are logged too: see below).
+    asked = [r for r in log if not r["service"].startswith(("bank:", "sms/"))]
+    assert asked and {r["service"] for r in asked} <= services
+    assert all(r["client"] == "AZ/GOV/MLSPP/HAQQ" and r["user_id"] == "haqq" for r in asked)
+    assert all(r["outcome"] == "ok" and r["status"] == 200 and r["request_hash"] for r in asked)
+    assert all(r["issue"].startswith(("case-", "event-")) for r in asked)
     # Every record logged as read about a person came in a logged message.
     assert accessed and accessed <= {r["message_id"] for r in log}
     # The decision's evidence names the message and the provider's request hash.
@@ -66,6 +75,7 @@ def test_direct_simulated_calls_are_logged_too(country_file: Path, tmp_path: Pat
     check_invariants(app)
     log = rows(app.engine, message_log)
     assert log and all(r["client"] == "haqq" and r["request_hash"] is None for r in log)
+    assert {r["service"] for r in log} >= {"civil_registry/person", "bank:HAQB/transfer"}
     with app.engine.connect() as conn:
         assert messagelog.verify(conn).ok
 
@@ -84,6 +94,7 @@ def test_an_institution_down_sends_cases_to_review_and_logs_the_failures(
     log = rows(app.engine, message_log)
     failed = [r for r in log if r["outcome"] != "ok"]
     assert failed and all(r["service"] == "AZ/GOV/STS/INCOME/income" for r in failed)
+    assert any(r["service"] == "bank:HAQB/transfer" for r in log)
     # Refused by the security server, then, once the breaker opened, not even sent.
     assert {r["outcome"] for r in failed} == {"Server.ServerProxy.NetworkError", "haqq.CircuitOpen"}
     reviewed = rows(app.engine, cases, cases.c.state == "needs_review")
@@ -126,9 +137,34 @@ def test_a_replay_survives_transient_failures_and_an_institution_down_for_30_sec
     outcomes = {(r["service"].rsplit("/", 1)[0], r["outcome"]) for r in log}
     # Transient failures hit every institution; most were retried into answers.
     assert ("AZ/GOV/MLSPP/DISABILITY", "Server.ServerProxy.NetworkError") in outcomes
-    assert sum(r["outcome"] == "ok" for r in log) > 20 * sum(r["outcome"] != "ok" for r in log if "DISABILITY" not in r["service"])
+    assert sum(r["outcome"] == "ok" for r in log) > 20 * sum(
+        r["outcome"] != "ok" for r in log if "DISABILITY" not in r["service"]
+    )
     reviewed = rows(app.engine, cases, cases.c.state == "needs_review")
     waiting = [c for c in reviewed if "institution unavailable" in (c["review_reason"] or "")]
     assert waiting and all("disability" in c["review_reason"].lower() for c in waiting)
     with app.engine.connect() as conn:
         assert messagelog.verify(conn).ok
+
+
+def test_the_bank_and_the_gateway_are_in_the_message_log_too(
+    country_file: Path, tmp_path: Path, sqlite_url: str
+) -> None:
+    app = fresh_app(country_file, tmp_path, sqlite_url)
+    replay(app, year=YEAR, tick=timedelta(days=14))
+    log = rows(app.engine, message_log)
+    by_service: dict[str, int] = {}
+    for r in log:
+        by_service[r["service"]] = by_service.get(r["service"], 0) + r["persons"]
+    assert {"bank:HAQB/find_accounts", "bank:HAQB/request_accounts", "bank:HAQB/account_answers",
+            "bank:HAQB/transfer", "sms/submit", "sms/inbound"} <= set(by_service)
+    with app.engine.connect() as conn:
+        paid = conn.execute(select(func.count()).select_from(payments).where(payments.c.sent_at.is_not(None))).scalar_one()
+        texted = conn.execute(select(func.count()).select_from(notifications).where(notifications.c.sent_at.is_not(None))).scalar_one()
+        assert messagelog.verify(conn).ok
+    # Every payment sent and every SMS handed over went in a logged exchange (a repeat after a
+    # lost race may be logged twice, never less).
+    assert by_service["bank:HAQB/transfer"] >= paid > 0
+    assert by_service["sms/submit"] >= texted > 0
+    inbound = [r for r in log if r["service"] == "sms/inbound"]
+    assert inbound and all(r["direction"] == "in" for r in inbound)

@@ -191,7 +191,7 @@ def test_a_case_woken_meanwhile_is_not_overwritten(
         # Every open case due now (as a recheck would make them).
         conn.execute(update(cases).where(cases.c.state != "closed").values(due_at=moment))
     before = {c["id"]: c for c in rows(app.engine, cases)}
-    real = worker_module.Worker._advance
+    real = worker_module.Worker._run_steps
     woken: list[str] = []
 
     def advance_then_wake(batch: Any, ctx: Any, now: Any) -> None:
@@ -203,7 +203,7 @@ def test_a_case_woken_meanwhile_is_not_overwritten(
                 .values(due_at=due, version=cases.c.version + 1)
             )
 
-    monkeypatch.setattr(worker_module.Worker, "_advance", staticmethod(advance_then_wake))
+    monkeypatch.setattr(worker_module.Worker, "_run_steps", staticmethod(advance_then_wake))
     worker = app.worker(ManualClock(moment + HOUR), shard=0, shards=2)
     mine = [c for c in before.values() if c["due_at"] is not None and c["event_id"] % 2 == 0]
     assert mine, "no case of this shard is due"

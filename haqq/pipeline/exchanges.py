@@ -1,0 +1,115 @@
+"""The partner bank and the SMS gateway as seen by the message log.
+
+:class:`LoggedBank` and :class:`LoggedSms` stand in front of the real adapters and note every
+exchange that carries something (a lookup, a request, a transfer, a text, an answer) as an
+:class:`Exchange`; the worker writes the notes to the message log in the transaction that
+records what the exchange did, so the log and the effects it explains land together. Empty
+looks (no answers yet, no inbound text) are not exchanges worth a log entry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+
+from haqq.domain.errors import InstitutionError
+from haqq.ports import (
+    Account,
+    AccountAnswer,
+    AccountRequest,
+    Bank,
+    Exchange,
+    InboundSms,
+    OutgoingSms,
+    SmsGateway,
+    SubmitResult,
+    Transfer,
+    TransferResult,
+)
+
+CLIENT = "haqq"
+
+
+class _Notes:
+    def __init__(self, sink: list[Exchange], wall: Callable[[], datetime], who: str) -> None:
+        self.sink = sink
+        self.wall = wall
+        self.who = who
+
+    def note(
+        self, service: str, persons: int, *, direction: str = "out", outcome: str = "ok",
+        detail: str | None = None,
+    ) -> None:
+        self.sink.append(Exchange(
+            message_id=str(uuid.uuid4()), direction="in" if direction == "in" else "out",
+            client=CLIENT, service=f"{self.who}/{service}", user=CLIENT, issue=None,
+            at=self.wall(), outcome=outcome, persons=persons, detail=detail,
+        ))
+
+    def failed(self, service: str, persons: int, exc: Exception) -> None:
+        self.note(service, persons, outcome=type(exc).__name__, detail=str(exc)[:500])
+
+
+class LoggedBank:
+    """A :class:`Bank` that notes its exchanges in ``sink``."""
+
+    def __init__(self, bank: Bank, sink: list[Exchange], wall: Callable[[], datetime]) -> None:
+        self.inner = bank
+        self.name = bank.name
+        self._notes = _Notes(sink, wall, f"bank:{bank.name}")
+
+    def find_accounts(self, fins: Sequence[str], *, as_of: datetime) -> Mapping[str, Account]:
+        if not fins:
+            return {}
+        try:
+            found = self.inner.find_accounts(fins, as_of=as_of)
+        except InstitutionError as exc:
+            self._notes.failed("find_accounts", len(fins), exc)
+            raise
+        self._notes.note("find_accounts", len(fins))
+        return found
+
+    def request_accounts(self, requests: Sequence[AccountRequest]) -> None:
+        if not requests:
+            return
+        self.inner.request_accounts(requests)
+        self._notes.note("request_accounts", len(requests))
+
+    def account_answers(self, keys: Sequence[str], *, as_of: datetime) -> Mapping[str, AccountAnswer]:
+        answers = self.inner.account_answers(keys, as_of=as_of)
+        done = sum(a.status != "pending" for a in answers.values())
+        if done:
+            self._notes.note("account_answers", done, direction="in")
+        return answers
+
+    def transfer(self, transfers: Sequence[Transfer]) -> Mapping[str, TransferResult]:
+        if not transfers:
+            return {}
+        results = self.inner.transfer(transfers)
+        self._notes.note("transfer", len(transfers))
+        return results
+
+
+class LoggedSms:
+    """An :class:`SmsGateway` that notes its exchanges in ``sink``."""
+
+    def __init__(self, sms: SmsGateway, sink: list[Exchange], wall: Callable[[], datetime]) -> None:
+        self.inner = sms
+        self._notes = _Notes(sink, wall, "sms")
+
+    def submit(self, messages: Sequence[OutgoingSms]) -> Mapping[str, SubmitResult]:
+        if not messages:
+            return {}
+        results = self.inner.submit(messages)
+        self._notes.note("submit", len(messages))
+        return results
+
+    def inbound(self, *, as_of: datetime, limit: int = 10_000) -> Sequence[InboundSms]:
+        received = self.inner.inbound(as_of=as_of, limit=limit)
+        if received and limit > 1:  # a look with limit 1 only asks whether there is any
+            self._notes.note("inbound", len(received), direction="in")
+        return received
+
+    def ack(self, gateway_ids: Sequence[str]) -> None:
+        self.inner.ack(gateway_ids)
