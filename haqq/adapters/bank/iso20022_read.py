@@ -1,0 +1,286 @@
+"""Reading the partner bank's ISO 20022 answers: pain.002.001.10 and camt.054.001.08.
+
+What: :func:`payment_status_report` turns a pain.002 status report into a
+:class:`StatusReport` (per payment: original end-to-end id, status, reason code, additional
+information) and :func:`debit_credit_notification` turns a camt.054 notification into a
+:class:`Notification` (per entry: end-to-end id, amount in minor units, currency, status,
+booking date, credit or debit). The typed values and errors of the bank files live here too;
+:mod:`haqq.adapters.bank.iso20022` (the writers) re-exports them.
+
+Why: a file from outside is untrusted. It is parsed with ``defusedxml`` and refused when it
+declares a DTD or entities; when a schema path is given it is validated against the XSD
+(``xmlschema``) first; either way every element read is checked, and whatever is wrong comes
+back as a :class:`MalformedBankFile` naming it, never as a bare exception. Amounts are read as
+decimals and turned into exact integer minor units; a fraction of a minor unit is refused.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import defusedxml.ElementTree as SafeET
+import xmlschema
+from defusedxml import DefusedXmlException
+
+from haqq.domain.errors import HaqqError
+
+PAIN_002 = "urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"
+CAMT_054 = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08"
+
+
+class BankFileError(HaqqError):
+    """A bank file that cannot be written or read; the message names what is wrong."""
+
+
+class InvalidPaymentRun(BankFileError):
+    """A payment run that cannot become a pain.001 file (bad amount, IBAN, identifier...)."""
+
+
+class MalformedBankFile(BankFileError):
+    """A bank file that is not well formed, not the expected message, or breaks its schema."""
+
+
+@dataclass(frozen=True)
+class TransactionStatus:
+    """The bank's status of one payment, found by its original end-to-end id."""
+
+    end_to_end_id: str
+    status: str  # ACCP, ACSC, ACSP, RJCT, PDNG...
+    reason_code: str | None = None  # AC04 closed account, AC01 wrong account number...
+    additional_info: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """A pain.002 payment status report about one pain.001 file (one payment information)."""
+
+    message_id: str
+    created_at: datetime
+    original_message_id: str
+    group_status: str | None
+    transactions: tuple[TransactionStatus, ...] = ()
+    original_payment_info_id: str | None = None
+    payment_info_status: str | None = None
+    group_reason_code: str | None = None
+    original_message_name: str = "pain.001.001.09"
+
+
+@dataclass(frozen=True)
+class NotificationEntry:
+    """One booked (or pending) movement on the account, tied to a payment by end-to-end id."""
+
+    end_to_end_id: str | None
+    amount_minor: int
+    currency: str
+    credit_debit: Literal["CRDT", "DBIT"]
+    status: str  # BOOK, PDNG, INFO
+    booking_date: date | None
+    return_reason_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A camt.054 debit/credit notification for one account."""
+
+    message_id: str
+    created_at: datetime
+    account: str
+    entries: tuple[NotificationEntry, ...] = ()
+
+
+@lru_cache(maxsize=8)
+def _schema(path: Path) -> xmlschema.XMLSchema:
+    try:
+        return xmlschema.XMLSchema(str(path))
+    except (OSError, xmlschema.XMLSchemaException) as error:
+        raise BankFileError(f"cannot load the XML schema {path}: {error}") from error
+
+
+def validate(xml: bytes, schema: Path, what: str = "bank file") -> ET.Element:
+    """Parse ``xml`` safely and check it against the XSD at ``schema``; the root element."""
+    root = _parse(xml, what)
+    error = next(iter(_schema(Path(schema)).iter_errors(root)), None)
+    if error is not None:
+        raise MalformedBankFile(
+            f"{what} breaks {Path(schema).name} at {error.path}: {error.reason}"
+        )
+    return root
+
+
+def _parse(xml: bytes, what: str) -> ET.Element:
+    if not isinstance(xml, bytes | bytearray):
+        raise MalformedBankFile(f"{what}: expected bytes, got {type(xml).__name__}")
+    try:
+        root: ET.Element = SafeET.fromstring(xml, forbid_dtd=True)
+    except DefusedXmlException as error:
+        raise MalformedBankFile(f"{what}: DTDs and entities are refused ({error})") from error
+    except ET.ParseError as error:
+        raise MalformedBankFile(f"{what}: not well-formed XML ({error})") from error
+    return root
+
+
+class _Doc:
+    """Namespaced look-ups that name what is missing."""
+
+    def __init__(self, xml: bytes, namespace: str, body: str, schema: Path | None) -> None:
+        self.what = f"{body} ({namespace.rsplit(':', 1)[-1]})"
+        root = _parse(xml, self.what) if schema is None else validate(xml, schema, self.what)
+        self.ns = namespace
+        if root.tag != f"{{{namespace}}}Document":
+            raise MalformedBankFile(f"{self.what}: root element is {root.tag}, not Document")
+        self.body = self.one(root, body)
+
+    def _q(self, path: str) -> str:
+        return "/".join(f"{{{self.ns}}}{tag}" for tag in path.split("/"))
+
+    def all(self, node: ET.Element, path: str) -> list[ET.Element]:
+        return node.findall(self._q(path))
+
+    def one(self, node: ET.Element, path: str) -> ET.Element:
+        found = node.find(self._q(path))
+        if found is None:
+            raise MalformedBankFile(f"{self.what}: {path} is missing")
+        return found
+
+    def opt(self, node: ET.Element, path: str) -> str | None:
+        found = node.find(self._q(path))
+        if found is None:
+            return None
+        text = (found.text or "").strip()
+        if not text:
+            raise MalformedBankFile(f"{self.what}: {path} is empty")
+        return text
+
+    def text(self, node: ET.Element, path: str) -> str:
+        value = self.opt(node, path)
+        if value is None:
+            raise MalformedBankFile(f"{self.what}: {path} is missing")
+        return value
+
+    def moment(self, node: ET.Element, path: str) -> datetime:
+        value = self.text(node, path)
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError as error:
+            raise MalformedBankFile(f"{self.what}: {path} {value!r} is no date-time") from error
+        if moment.utcoffset() is None:
+            raise MalformedBankFile(f"{self.what}: {path} {value!r} has no UTC offset")
+        return moment
+
+    def day(self, node: ET.Element, path: str) -> date | None:
+        if (value := self.opt(node, f"{path}/Dt")) is not None:
+            try:
+                return date.fromisoformat(value)
+            except ValueError as error:
+                raise MalformedBankFile(f"{self.what}: {path} {value!r} is no date") from error
+        if node.find(self._q(f"{path}/DtTm")) is not None:
+            return self.moment(node, f"{path}/DtTm").date()
+        return None
+
+    def amount(self, node: ET.Element, path: str) -> tuple[int, str]:
+        """Amount in minor units and its currency (the ``Ccy`` attribute)."""
+        element = self.one(node, path)
+        value = (element.text or "").strip()
+        currency = element.get("Ccy")
+        try:
+            minor = Decimal(value).scaleb(2)
+        except InvalidOperation as error:
+            raise MalformedBankFile(f"{self.what}: {path} {value!r} is no amount") from error
+        if not minor.is_finite() or minor != minor.to_integral_value() or minor < 0:
+            raise MalformedBankFile(f"{self.what}: {path} {value!r} is no amount in minor units")
+        if currency is None or len(currency) != 3 or not currency.isupper():
+            raise MalformedBankFile(f"{self.what}: {path} has no ISO 4217 currency")
+        return int(minor), currency
+
+    def reason(self, node: ET.Element, path: str) -> str | None:
+        return self.opt(node, f"{path}/Cd") or self.opt(node, f"{path}/Prtry")
+
+
+def payment_status_report(xml: bytes, *, schema: Path | None = None) -> StatusReport:
+    """Read a pain.002.001.10 status report; validated against ``schema`` when it is given."""
+    doc = _Doc(xml, PAIN_002, "CstmrPmtStsRpt", schema)
+    group = doc.one(doc.body, "OrgnlGrpInfAndSts")
+    group_reasons = doc.all(group, "StsRsnInf")
+    infos = doc.all(doc.body, "OrgnlPmtInfAndSts")
+    info_ids = {doc.text(info, "OrgnlPmtInfId") for info in infos}
+    if len(info_ids) > 1:
+        raise MalformedBankFile(f"{doc.what}: reports on several payment informations {info_ids}")
+    transactions: list[TransactionStatus] = []
+    for info in infos:
+        for tx in doc.all(info, "TxInfAndSts"):
+            reasons = doc.all(tx, "StsRsnInf")
+            extra = "".join(
+                item.text or "" for reason in reasons for item in doc.all(reason, "AddtlInf")
+            )
+            transactions.append(
+                TransactionStatus(
+                    end_to_end_id=doc.text(tx, "OrgnlEndToEndId"),
+                    status=doc.text(tx, "TxSts"),
+                    reason_code=doc.reason(reasons[0], "Rsn") if reasons else None,
+                    additional_info=extra or None,
+                )
+            )
+    return StatusReport(
+        message_id=doc.text(doc.body, "GrpHdr/MsgId"),
+        created_at=doc.moment(doc.body, "GrpHdr/CreDtTm"),
+        original_message_id=doc.text(group, "OrgnlMsgId"),
+        original_message_name=doc.text(group, "OrgnlMsgNmId"),
+        group_status=doc.opt(group, "GrpSts"),
+        group_reason_code=doc.reason(group_reasons[0], "Rsn") if group_reasons else None,
+        original_payment_info_id=next(iter(info_ids), None),
+        payment_info_status=doc.opt(infos[0], "PmtInfSts") if infos else None,
+        transactions=tuple(transactions),
+    )
+
+
+def debit_credit_notification(xml: bytes, *, schema: Path | None = None) -> Notification:
+    """Read a camt.054.001.08 notification; validated against ``schema`` when it is given.
+
+    An entry with several transaction details (a batch booked as one entry) gives one
+    :class:`NotificationEntry` per transaction, with the transaction's own amount.
+    """
+    doc = _Doc(xml, CAMT_054, "BkToCstmrDbtCdtNtfctn", schema)
+    notifications = doc.all(doc.body, "Ntfctn")
+    if not notifications:
+        raise MalformedBankFile(f"{doc.what}: Ntfctn is missing")
+    accounts = {doc.opt(n, "Acct/Id/IBAN") or doc.text(n, "Acct/Id/Othr/Id") for n in notifications}
+    if len(accounts) > 1:
+        raise MalformedBankFile(f"{doc.what}: notifies several accounts {sorted(accounts)}")
+    entries: list[NotificationEntry] = []
+    for entry in (e for n in notifications for e in doc.all(n, "Ntry")):
+        status = doc.reason(entry, "Sts")
+        if status is None:
+            raise MalformedBankFile(f"{doc.what}: Ntry/Sts is missing")
+        booked = doc.day(entry, "BookgDt")
+        details = doc.all(entry, "NtryDtls/TxDtls")
+        for tx in details or [entry]:
+            own = tx is not entry and tx.find(doc._q("Amt")) is not None
+            if tx is not entry and not own and len(details) > 1:
+                raise MalformedBankFile(f"{doc.what}: TxDtls/Amt missing in a batch entry")
+            minor, currency = doc.amount(tx if own else entry, "Amt")
+            indicator = doc.opt(tx, "CdtDbtInd") or doc.text(entry, "CdtDbtInd")
+            if indicator not in ("CRDT", "DBIT"):
+                raise MalformedBankFile(f"{doc.what}: CdtDbtInd {indicator!r}")
+            entries.append(
+                NotificationEntry(
+                    end_to_end_id=doc.opt(tx, "Refs/EndToEndId"),
+                    amount_minor=minor,
+                    currency=currency,
+                    credit_debit="CRDT" if indicator == "CRDT" else "DBIT",
+                    status=status,
+                    booking_date=booked,
+                    return_reason_code=doc.reason(tx, "RtrInf/Rsn"),
+                )
+            )
+    return Notification(
+        message_id=doc.text(doc.body, "GrpHdr/MsgId"),
+        created_at=doc.moment(doc.body, "GrpHdr/CreDtTm"),
+        account=accounts.pop(),
+        entries=tuple(entries),
+    )
