@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from sqlalchemy import Engine
@@ -19,15 +19,15 @@ from starlette.routing import Mount
 from haqq.domain.errors import HaqqError
 from haqq.entrypoints.common import DbOption, console, fail
 
-
-def make_http_app(engine: Engine, keys: object) -> Starlette:
-    """The endpoints, mounted: ``/events`` and ``/datatracker``."""
+if TYPE_CHECKING:
     from haqq.adapters.events.keys import EventKeys
+
+
+def make_http_app(engine: Engine, keys: EventKeys) -> Starlette:
+    """The endpoints, mounted: ``/events`` and ``/datatracker``."""
     from haqq.entrypoints.events_api import make_events_app
     from haqq.entrypoints.tracker_api import make_tracker_app
 
-    if not isinstance(keys, EventKeys):
-        raise TypeError("keys must be EventKeys")
     return Starlette(routes=[
         Mount("/events", app=make_events_app(keys, engine=engine)),
         Mount("/datatracker", app=make_tracker_app(engine)),
