@@ -285,6 +285,8 @@ def demo(
         console.print(f"  haqq rules explain {disabled} disability_payment --date {year}-12-31 --as-new --lang az")
     console.print(f"  haqq rules test   ·   haqq sweep --date {year}-12-31   ·   "
                   "haqq rules whatif --set child_care_allowance.income_per_member_threshold=30000")
+    console.print("\nEvery message exchanged with the registries, the bank and the gateway, hash-chained:")
+    console.print("  haqq audit verify   ·   haqq serve   # then /datatracker/v3/findUsage?userCode=FIN: who looked at a person's data")
 
 
 @app.command("replay")

@@ -187,6 +187,10 @@ def test_demo_replays_a_small_year_and_prints_the_summary(tmp_path: Path) -> Non
     finally:
         engine.dispose()
     assert (tmp_path / "country.db").exists()
+    assert "haqq audit verify" in out
+    # Every exchange of the replay is in the message log, and its chain holds.
+    verified = json.loads(ok(haqq("audit", "verify", "--json", cwd=tmp_path)))
+    assert verified["ok"] is True and verified["entries_verified"] > made / 10
 
 
 def test_db_upgrade_creates_a_fresh_sqlite_store(tmp_path: Path) -> None:
