@@ -1,7 +1,7 @@
 """ISO 20022 bank files: pain.001 written, pain.002 and camt.054 written and read back.
 
 Every written file is validated with ``xmlschema`` against the unmodified ISO XSDs copied into
-``tests/data/iso20022`` (see /work/shared/standards/iso20022/SOURCES.md for their provenance).
+``tests/data/iso20022`` (their provenance: the ISO 20022 message catalogue, unchanged).
 """
 
 from __future__ import annotations
