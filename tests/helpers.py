@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
-from contextlib import closing
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -141,3 +141,31 @@ EVENT_KEYS = EventKeys(
                                   key=CIVIL_REGISTRY_SIGNER.key)},
     webhooks={"opencrvs": WebhookSender(source="opencrvs", secret=WEBHOOK_SECRET)},
 )
+
+
+@contextmanager
+def serving(app: Any, **config: Any) -> Iterator[int]:
+    """An ASGI app served by uvicorn in a thread on a free loopback port (yields the port);
+    ``config``: more of ``uvicorn.Config`` (TLS files, say)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

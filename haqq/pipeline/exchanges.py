@@ -12,8 +12,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Literal
 
-from haqq.domain.errors import InstitutionError
 from haqq.ports import (
     Account,
     AccountAnswer,
@@ -37,18 +37,12 @@ class _Notes:
         self.wall = wall
         self.who = who
 
-    def note(
-        self, service: str, persons: int, *, direction: str = "out", outcome: str = "ok",
-        detail: str | None = None,
-    ) -> None:
+    def note(self, service: str, persons: int, *, direction: Literal["out", "in"] = "out") -> None:
         self.sink.append(Exchange(
-            message_id=str(uuid.uuid4()), direction="in" if direction == "in" else "out",
-            client=CLIENT, service=f"{self.who}/{service}", user=CLIENT, issue=None,
-            at=self.wall(), outcome=outcome, persons=persons, detail=detail,
+            message_id=str(uuid.uuid4()), direction=direction, client=CLIENT,
+            service=f"{self.who}/{service}", user=CLIENT, issue=None, at=self.wall(),
+            persons=persons,
         ))
-
-    def failed(self, service: str, persons: int, exc: Exception) -> None:
-        self.note(service, persons, outcome=type(exc).__name__, detail=str(exc)[:500])
 
 
 class LoggedBank:
@@ -62,11 +56,7 @@ class LoggedBank:
     def find_accounts(self, fins: Sequence[str], *, as_of: datetime) -> Mapping[str, Account]:
         if not fins:
             return {}
-        try:
-            found = self.inner.find_accounts(fins, as_of=as_of)
-        except InstitutionError as exc:
-            self._notes.failed("find_accounts", len(fins), exc)
-            raise
+        found = self.inner.find_accounts(fins, as_of=as_of)
         self._notes.note("find_accounts", len(fins))
         return found
 

@@ -11,6 +11,7 @@ from haqq.adapters.events.keys import EventKeys, WebhookSender
 from haqq.adapters.events.webhooks import hub_signature
 from haqq.adapters.store import db
 from haqq.entrypoints.cli_serve import make_http_app
+from tests.helpers import serving
 
 SECRET = "a-shared-webhook-secret-of-some-length"
 
@@ -34,11 +35,7 @@ def test_haqq_subscribes_to_a_registry_with_a_signed_request(tmp_path: Path) -> 
     """``haqq events subscribe`` sends the registry a subscribe envelope signed with haqq's key,
     naming haqq's notify endpoint; the registry (here a small real HTTP server) checks it."""
     import json
-    import socket
-    import threading
-    import time
 
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -62,30 +59,17 @@ def test_haqq_subscribes_to_a_registry_with_a_signed_request(tmp_path: Path) -> 
         return JSONResponse({"message": {"ack_status": "ACK", "timestamp": "2025-03-01T10:00:00+04:00",
                                          "correlation_id": "c-1"}})
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(
-        Starlette(routes=[Route("/registry/subscribe", registry, methods=["POST"])]),
-        host="127.0.0.1", port=port, log_level="warning",
-    ))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
     keys = tmp_path / "keys.yaml"
     keys.write_text(
         "signer: {sender_id: haqq.gov.az, key_id: k1, algorithm: hmac-sha256, key: haqq-signing-secret-123}\n"
     )
-    try:
+    registry_app = Starlette(routes=[Route("/registry/subscribe", registry, methods=["POST"])])
+    with serving(registry_app) as port:
         result = CliRunner().invoke(app, [
             "events", "subscribe", "--registry", f"http://127.0.0.1:{port}", "--receiver", "cr.gov.az",
             "--callback", "https://haqq.example/events/spdci/registry/notify",
             "--event", "live_birth", "--event", "death", "--keys", str(keys),
         ])
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     assert result.exit_code == 0, result.output
     assert "ACK" in result.output
     [sent] = received

@@ -4,15 +4,11 @@ certificate the query is answered; without it, or trusting the wrong CA, it is r
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import ssl
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -26,7 +22,7 @@ from haqq.adapters.xroad.errors import XRoadError
 from haqq.adapters.xroad.providers import simulated_providers
 from haqq.adapters.xroad.security_server import SecurityServer
 from haqq.ports import Service
-from tests.helpers import country_query, generated_country
+from tests.helpers import country_query, generated_country, serving
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -85,25 +81,12 @@ def country(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server_url(pki: Path, country: Path) -> Iterator[str]:
     directory = load_directory()
     app = make_app(SecurityServer(directory, simulated_providers(directory, SimulatedInstitutions(country))))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning",
+    with serving(
+        app,
         ssl_certfile=str(pki / "server.pem"), ssl_keyfile=str(pki / "server.key"),
         ssl_ca_certs=str(pki / "ca.pem"), ssl_cert_reqs=ssl.CERT_REQUIRED,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            pytest.fail("the TLS security server did not start")
-        time.sleep(0.05)
-    yield f"https://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    ) as port:
+        yield f"https://127.0.0.1:{port}"
 
 
 def _client(url: str, pki: Path, *, cert: bool = True, ca: str = "ca") -> XRoadInstitutions:

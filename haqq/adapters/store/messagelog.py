@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, insert, select, text
 
 from haqq.adapters.store.schema import message_log
 from haqq.ports import Exchange
@@ -139,7 +139,3 @@ def _entries(conn: Connection, chunk: int) -> Iterable[dict[str, Any]]:
         for r in rows:
             yield dict(r)
         after = rows[-1]["seq"]
-
-
-def count(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(message_log)).scalar_one())

@@ -13,16 +13,15 @@ from haqq.adapters.store.schema import (
     accounts,
     case_transitions,
     cases,
-    data_access_log,
     decisions,
     entitlements,
     events,
     inbound_sms,
-    message_log,
     notifications,
     payments,
     recovery_claims,
 )
+from haqq.adapters.store.usage import usage_query
 from haqq.domain.cases import RESTING
 from haqq.pipeline.work import BAKU
 
@@ -147,22 +146,9 @@ def person(conn: Connection, fin: str) -> dict[str, Any]:
         "recoveries": _rows(conn, select(recovery_claims).where(recovery_claims.c.fin == fin)),
         "account": _rows(conn, select(accounts).where(accounts.c.fin == fin)),
         "notifications": _rows(conn, select(notifications).where(notifications.c.fin == fin).order_by(notifications.c.due_at)),
-        "data_access": _rows(
-            conn,
-            # With the message that carried the data: the data-exchange service and the
-            # provider's request hash (the proof of what was asked and answered).
-            select(
-                data_access_log,
-                message_log.c.service.label("xroad_service"),
-                message_log.c.request_hash,
-                message_log.c.user_id,
-            )
-            .select_from(
-                data_access_log.outerjoin(message_log, message_log.c.message_id == data_access_log.c.message_id)
-            )
-            .where(data_access_log.c.fin == fin)
-            .order_by(data_access_log.c.at, data_access_log.c.id),
-        ),
+        # With the message that carried the data: the data-exchange service, the official and
+        # the provider's request hash (the proof of what was asked and answered).
+        "data_access": _rows(conn, usage_query(fin)),
     }
 
 

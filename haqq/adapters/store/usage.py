@@ -2,8 +2,8 @@
 
 One row per entry of ``data_access_log`` (a person x a message x a case) with the message that
 carried the data from ``message_log``: the data-exchange service, the client, the official (or
-``haqq``), the provider's request hash and the outcome. The same join as the ``data_access`` part
-of :func:`haqq.adapters.store.reports.person`, with a period and a page.
+``haqq``), the provider's request hash and the outcome. ``haqq person`` (:func:`haqq.adapters.store.reports.person`) reads the
+same query unpaged.
 
 The join takes, for each access-log row, the first message-log entry with its message id (the
 lowest ``seq``), so a message id logged twice can never duplicate a row or skew a page; a row
@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 from haqq.adapters.store.schema import data_access_log, message_log
 from haqq.domain.errors import HaqqError, NaiveDatetime
@@ -75,6 +76,46 @@ def count_usage(
     return int(conn.execute(stmt).scalar_one())
 
 
+def usage_query(
+    fin: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    offset: int | None = None,
+    limit: int | None = None,
+) -> Select[Any]:
+    """The records read about ``fin`` (from ``since`` to ``until``, both included, either
+    open), with the message that carried each, in time order then id; a page when ``offset``
+    or ``limit`` is given."""
+    dal = data_access_log
+    page = select(dal).where(*_where(fin, since, until)).order_by(dal.c.at, dal.c.id)
+    if offset:
+        page = page.offset(offset)
+    if limit is not None:
+        page = page.limit(limit)
+    rows = page.subquery("page")
+    first = message_log.alias("first")
+    first_seq = (
+        select(func.min(first.c.seq))
+        .where(first.c.message_id == rows.c.message_id)
+        .scalar_subquery()
+    )
+    ml = message_log
+    return (
+        select(
+            rows,
+            ml.c.service.label("xroad_service"),
+            ml.c.client,
+            ml.c.user_id,
+            ml.c.issue,
+            ml.c.request_hash,
+            ml.c.outcome,
+        )
+        .select_from(rows.outerjoin(ml, ml.c.seq == first_seq))
+        .order_by(rows.c.at, rows.c.id)
+    )
+
+
 def find_usage(
     conn: Connection,
     fin: str,
@@ -88,38 +129,8 @@ def find_usage(
     either open), in time order then id; and how many there are in the period in all."""
     if offset < 0 or limit < 1:
         raise InvalidPage(f"offset must be >= 0 and limit >= 1, not offset={offset}, limit={limit}")
-    conds = _where(fin, since, until)
     total = count_usage(conn, fin, since=since, until=until)
     if total <= offset:
         return [], total
-    dal = data_access_log
-    page = (
-        select(dal)
-        .where(*conds)
-        .order_by(dal.c.at, dal.c.id)
-        .offset(offset)
-        .limit(limit)
-        .subquery("page")
-    )
-    first = message_log.alias("first")
-    first_seq = (
-        select(func.min(first.c.seq))
-        .where(first.c.message_id == page.c.message_id)
-        .scalar_subquery()
-    )
-    ml = message_log
-    stmt = (
-        select(
-            page,
-            ml.c.service.label("xroad_service"),
-            ml.c.client,
-            ml.c.user_id,
-            ml.c.issue,
-            ml.c.request_hash,
-            ml.c.outcome,
-        )
-        .select_from(page.outerjoin(ml, ml.c.seq == first_seq))
-        .order_by(page.c.at, page.c.id)
-    )
-    rows = [UsageRow(**dict(r._mapping)) for r in conn.execute(stmt)]
-    return rows, total
+    stmt = usage_query(fin, since=since, until=until, offset=offset, limit=limit)
+    return [UsageRow(**dict(r._mapping)) for r in conn.execute(stmt)], total
