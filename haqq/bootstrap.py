@@ -27,6 +27,7 @@ from haqq.adapters.xroad.directory import load_directory
 from haqq.adapters.xroad.providers import simulated_providers
 from haqq.adapters.xroad.security_server import SecurityServer
 from haqq.domain.errors import HaqqError
+from haqq.pipeline.runs import Office
 from haqq.pipeline.worker import Worker
 from haqq.ports import Bank, Clock, Institutions, SmsGateway
 from haqq.rules.catalogue import Catalogue, load_catalogue
@@ -34,6 +35,10 @@ from haqq.rules.catalogue import Catalogue, load_catalogue
 
 class ConfigurationError(HaqqError):
     """Settings that cannot be wired; the message says which and why."""
+
+
+#: Who approves and sends runs when the payment office is automatic (the simulation's office).
+AUTOMATIC_OFFICE = "payment office (automatic)"
 
 
 def configure_logging() -> None:
@@ -84,6 +89,18 @@ class Settings:
     xroad_cert: Path | None = None
     xroad_key: Path | None = None
     xroad_ca: Path | None = None
+    #: How payments reach the bank: ``runs`` (payment runs as ISO 20022 files) or ``direct``
+    #: (the bank's batch transfer call, payment by payment).
+    payments: str = "runs"
+    #: ``automatic``: the worker makes, approves and sends each day's runs (the embedded
+    #: simulation's payment office); ``manual``: people do, with ``haqq payments``.
+    payment_office: str = "automatic"
+    #: Above this total (qəpik) a run needs a second approver.
+    approval_threshold: int = 100_000_000
+    #: The most payments one pain.001 file carries.
+    payment_file_max: int = 100_000
+    #: The partner bank's API (``haqq bank serve``); None: the simulated bank in-process.
+    bank_url: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -98,9 +115,28 @@ class Settings:
             xroad_cert=Path(p) if (p := env("HAQQ_XROAD_CERT")) else None,
             xroad_key=Path(p) if (p := env("HAQQ_XROAD_KEY")) else None,
             xroad_ca=Path(p) if (p := env("HAQQ_XROAD_CA")) else None,
+            payments=env("HAQQ_PAYMENTS", "runs"),
+            payment_office=env("HAQQ_PAYMENT_OFFICE", "automatic"),
+            approval_threshold=_minor(env("HAQQ_APPROVAL_THRESHOLD_AZN"), 1_000_000),
+            payment_file_max=int(env("HAQQ_PAYMENT_FILE_MAX", "100000")),
+            bank_url=env("HAQQ_BANK_URL"),
         )
         values = {**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
         return cls(**values)
+
+
+def _minor(azn: str | None, default_azn: int) -> int:
+    """An amount in AZN from the environment (``"1000000"`` or ``"2500.50"``) in qəpik."""
+    if not azn:
+        return default_azn * 100
+    major, _, minor = azn.strip().partition(".")
+    if not major.isdigit() or (minor and (not minor.isdigit() or len(minor) > 2)):
+        raise ConfigurationError(f"not an amount in AZN: {azn!r} (like 1000000 or 2500.50)")
+    return int(major) * 100 + int(minor.ljust(2, "0") or 0)
+
+
+PAYMENT_CHANNELS = ("runs", "direct")
+OFFICES = ("automatic", "manual")
 
 
 @dataclass
@@ -130,6 +166,16 @@ class Haqq:
             batch_size=batch_size or self.settings.batch_size,
             shard=shard,
             shards=shards,
+            office=self.office() if self.settings.payments == "runs" else None,
+        )
+
+    def office(self) -> Office:
+        """The payment office as configured."""
+        s = self.settings
+        return Office(
+            threshold=s.approval_threshold,
+            file_max=s.payment_file_max,
+            automatic=AUTOMATIC_OFFICE if s.payment_office == "automatic" else None,
         )
 
 
@@ -173,6 +219,23 @@ def institutions(settings: Settings) -> Institutions:
     )
 
 
+def bank(settings: Settings) -> Bank:
+    """The partner bank: its API when ``bank_url`` is set, else the simulated bank in-process."""
+    if settings.payments not in PAYMENT_CHANNELS:
+        raise ConfigurationError(f"unknown payments {settings.payments!r}: choose one of {', '.join(PAYMENT_CHANNELS)}")
+    if settings.payment_office not in OFFICES:
+        raise ConfigurationError(
+            f"unknown payment office {settings.payment_office!r}: choose one of {', '.join(OFFICES)}"
+        )
+    if settings.payment_file_max < 1:
+        raise ConfigurationError("HAQQ_PAYMENT_FILE_MAX must be at least 1")
+    if settings.bank_url:
+        from haqq.adapters.bank.http import HttpBank  # noqa: PLC0415 (only when configured)
+
+        return HttpBank(settings.bank_url)
+    return SimulatedBank(settings.country, seed=settings.seed)
+
+
 def build(settings: Settings | None = None, *, engine: Engine | None = None) -> Haqq:
     """Wire haqq: the store from the settings, the registries as configured (by default the
     simulated country's, through the X-Road protocol in-process), the simulated bank and SMS
@@ -184,6 +247,6 @@ def build(settings: Settings | None = None, *, engine: Engine | None = None) -> 
         engine=engine or make_engine(settings.database_url),
         catalogue=load_catalogue(settings.catalogue_dir),
         institutions=institutions(settings),
-        bank=SimulatedBank(settings.country, seed=settings.seed),
+        bank=bank(settings),
         sms=SimulatedSmsGateway(settings.country, seed=settings.seed),
     )

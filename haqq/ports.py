@@ -108,6 +108,8 @@ class Account:
     iban: str
     bank: str
     card_status: Literal["issued", "requested", "none"] = "issued"
+    #: The account holder's name as the bank knows it (the creditor in payment files).
+    holder: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,7 @@ class AccountAnswer:
     iban: str | None = None
     reason: str | None = None
     answered_at: datetime | None = None
+    holder: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +147,25 @@ class TransferResult:
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class BankFile:
+    """A file exchanged with the bank: ``name`` is its ISO 20022 message id (unique per bank)."""
+
+    name: str
+    kind: Literal["pain.001", "pain.002", "camt.054"]
+    content: bytes
+    #: When the bank made it available (for a file haqq sent: when it was sent).
+    at: datetime
+
+
 class Bank(Protocol):
-    """The partner bank. Opening an account is answered later, not at once."""
+    """The partner bank. Opening an account is answered later, not at once.
+
+    Payments go two ways: :meth:`transfer` pays a batch at once and answers per payment (the
+    direct channel); :meth:`send_file` hands over a payment run as an ISO 20022 ``pain.001``
+    file, answered later by ``pain.002`` status reports and ``camt.054`` notifications that
+    :meth:`files` returns until they are acknowledged.
+    """
 
     name: str
 
@@ -161,6 +181,20 @@ class Bank(Protocol):
 
     def transfer(self, transfers: Sequence[Transfer]) -> Mapping[str, TransferResult]:
         """Pay; idempotent by ``key`` (a key seen before returns its first result)."""
+        ...
+
+    def send_file(self, name: str, content: bytes, *, at: datetime) -> None:
+        """Hand over a ``pain.001`` file. A name (message id) seen before is ignored, and a
+        transaction whose end-to-end id was seen before is not paid again."""
+        ...
+
+    def files(self, *, as_of: datetime) -> Sequence[BankFile]:
+        """Reports (``pain.002``, ``camt.054``) available by ``as_of`` and not acknowledged,
+        oldest first."""
+        ...
+
+    def ack_files(self, names: Sequence[str]) -> None:
+        """Acknowledge reports taken in; they are not returned again."""
         ...
 
 

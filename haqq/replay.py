@@ -26,7 +26,7 @@ from haqq.adapters.store.schema import (
 from haqq.bootstrap import Haqq, ManualClock, Settings, build
 from haqq.country import iter_events
 from haqq.domain.events import parse_event
-from haqq.pipeline import intake
+from haqq.pipeline import intake, runs
 from haqq.pipeline.work import BAKU, local_date
 
 DRAIN = timedelta(days=45)
@@ -96,15 +96,21 @@ class _Signals:
 
 def due_work(app: Haqq, now: datetime) -> bool:
     """Whether any work is due at ``now`` (committed state: claimed rows still count)."""
+    office = app.office() if app.settings.payments == "runs" else None
+    daily = runs.daily_label(local_date(now)) if office is not None else None
     with app.engine.connect().execution_options(read_only=True) as conn:
-        due = repository.due_kinds(conn, now, local_date(now).strftime("%Y-%m")) - {"payroll"}
-        if due - {"account_answers"}:
+        due = repository.due_kinds(conn, now, local_date(now).strftime("%Y-%m"), daily) - {"payroll"}
+        if office is not None and office.automatic is None:
+            due.discard("payments")  # people make the runs
+        if due - {"account_answers", "bank_reports"}:
             return True
         sent = []
         if due:
             sent = [k for (k,) in conn.execute(select(accounts.c.request_key).where(*repository.account_status("sent")))]
     # Answers the outside world holds for haqq: the simulated bank's and citizens'.
     if sent and any(a.status != "pending" for a in app.bank.account_answers(sent, as_of=now).values()):
+        return True
+    if "bank_reports" in due and app.bank.files(as_of=now):
         return True
     return bool(app.sms.inbound(as_of=now, limit=1))
 

@@ -8,6 +8,7 @@ simulated clock and read the store's tables back.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -49,6 +50,14 @@ def generated_country(factory: pytest.TempPathFactory, population: int, seed: in
     path = factory.mktemp("country") / "country.db"
     generate_country(path, population=population, seed=seed, year=2025)
     return path
+
+
+def country_copy(source: Path, folder: Path) -> Path:
+    """A private copy of a country file: the simulated bank and gateway write into it, and one
+    bank serving several tests' stores would answer one store's payments with another's."""
+    copy = folder / "country.db"
+    shutil.copyfile(source, copy)
+    return copy
 
 
 def country_query(country: Path, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:

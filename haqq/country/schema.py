@@ -122,6 +122,25 @@ INSTITUTION_DDL = (
         acked INTEGER NOT NULL DEFAULT 0,
         in_reply_to TEXT
     )""",
+    # Payment files (ISO 20022) the bank received: a name seen before is ignored.
+    """CREATE TABLE IF NOT EXISTS bank_files_in (
+        name TEXT PRIMARY KEY,
+        received_at TEXT NOT NULL,
+        paid_at TEXT,
+        transactions INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        outcome TEXT NOT NULL
+    )""",
+    # Reports (pain.002, camt.054) the bank made, returned from ready_at until acknowledged.
+    """CREATE TABLE IF NOT EXISTS bank_files_out (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        answers TEXT NOT NULL,
+        ready_at TEXT NOT NULL,
+        content BLOB NOT NULL,
+        acked INTEGER NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX IF NOT EXISTS bank_files_out_pending ON bank_files_out(acked, ready_at)",
     "CREATE INDEX IF NOT EXISTS sms_inbound_pending ON sms_inbound(acked, received_at)",
     "CREATE INDEX IF NOT EXISTS sms_inbound_reply_to ON sms_inbound(in_reply_to)",
     "CREATE INDEX IF NOT EXISTS sms_sent_code ON sms_sent(phone, reply_code) WHERE reply_code IS NOT NULL",

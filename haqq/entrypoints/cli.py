@@ -17,6 +17,7 @@ from haqq.domain.fin import check_fin
 from haqq.domain.money import format_azn
 from haqq.entrypoints import cli_serve, cli_sweep
 from haqq.entrypoints.cli_audit import audit_app
+from haqq.entrypoints.cli_payments import payments_app
 from haqq.entrypoints.cli_registries import registries_app
 from haqq.entrypoints.cli_rules import rules_app
 from haqq.entrypoints.common import (
@@ -41,6 +42,7 @@ app.add_typer(country_app, name="country")
 app.add_typer(rules_app, name="rules")
 app.add_typer(registries_app, name="registries")
 app.add_typer(audit_app, name="audit")
+app.add_typer(payments_app, name="payments")
 app.command("serve")(cli_serve.serve)
 app.add_typer(cli_serve.events_app, name="events")
 app.command("sweep")(cli_sweep.sweep_command)

@@ -7,12 +7,21 @@ outbox) and the case waits; the bank's answer, days later, wakes it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from haqq.domain.cases import CaseState
 from haqq.pipeline.work import CaseWork, StepContext
+from haqq.ports import Service
 
 USABLE = frozenset({"existing", "open"})
 WAITING = frozenset({"requested", "sent"})
+
+
+def holder(case: CaseWork) -> str | None:
+    """The beneficiary's name as the civil registry gave it, when the program asked for it."""
+    facts = case.facts or {}
+    record: Any = (facts.get("beneficiary") or {}).get(Service.CIVIL_PERSON.value) or {}
+    return record.get("name") or None
 
 
 def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
@@ -22,6 +31,7 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
     since = {fin: at for fin, (_, at) in stored.items() if at is not None}
     # Accounts this batch already asked for or found are not in the store yet.
     known.update({a["fin"]: a["status"] for a in ctx.writes.accounts if a["fin"] in fins})
+    names = {c.beneficiary_fin: n for c in cases if (n := holder(c))}
     unknown = sorted(f for f in fins if f not in known)
     if unknown:
         as_of = max(c.at for c in cases)
@@ -35,6 +45,7 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
                     "status": "existing",
                     "request_key": None,
                     "card_status": account.card_status,
+                    "holder": account.holder or names.get(fin),
                     "requested_at": None,
                     "answered_at": as_of,
                 }
@@ -66,6 +77,7 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
                     "status": "requested",
                     "request_key": f"acct:{ctx.bank.name}:{fin}",
                     "card_status": "requested",
+                    "holder": names.get(fin),
                     "requested_at": case.at,
                     "answered_at": None,
                 }

@@ -40,7 +40,7 @@ from haqq.ports import (
 def _awaiting_bank(
     conn: Connection, status: str, limit: int, shard: tuple[int, int] | None
 ) -> list[Row[Any]]:
-    stmt = select(accounts.c.fin, accounts.c.request_key, accounts.c.requested_at).where(
+    stmt = select(accounts.c.fin, accounts.c.request_key, accounts.c.requested_at, accounts.c.holder).where(
         *account_status(status)
     ).limit(limit)
     if shard is not None:  # by the FIN's last character (SQLite only: unicode())
@@ -58,7 +58,7 @@ def requested_accounts(
 def request_accounts(bank: Bank, rows: Sequence[Row[Any]]) -> None:
     """Hand the requests to the bank, each with its idempotency key."""
     if rows:
-        bank.request_accounts([AccountRequest(r.request_key, r.fin, "", r.requested_at) for r in rows])
+        bank.request_accounts([AccountRequest(r.request_key, r.fin, r.holder or "", r.requested_at) for r in rows])
 
 
 def record_requests(conn: Connection, rows: Sequence[Row[Any]]) -> int:
@@ -102,6 +102,7 @@ def record_answers(
                 "iban": answer.iban,
                 "card_status": "issued" if answer.status == "opened" else "none",
                 "refusal": answer.reason,
+                "holder": answer.holder or r.holder,
                 "answered_at": answer.answered_at or now,
                 "fin": r.fin,
             }

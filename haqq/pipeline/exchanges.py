@@ -19,6 +19,7 @@ from haqq.ports import (
     AccountAnswer,
     AccountRequest,
     Bank,
+    BankFile,
     Exchange,
     InboundSms,
     OutgoingSms,
@@ -37,11 +38,14 @@ class _Notes:
         self.wall = wall
         self.who = who
 
-    def note(self, service: str, persons: int, *, direction: Literal["out", "in"] = "out") -> None:
+    def note(
+        self, service: str, persons: int, *, direction: Literal["out", "in"] = "out",
+        message_id: str | None = None, detail: str | None = None,
+    ) -> None:
         self.sink.append(Exchange(
-            message_id=str(uuid.uuid4()), direction=direction, client=CLIENT,
+            message_id=message_id or str(uuid.uuid4()), direction=direction, client=CLIENT,
             service=f"{self.who}/{service}", user=CLIENT, issue=None, at=self.wall(),
-            persons=persons,
+            persons=persons, detail=detail,
         ))
 
 
@@ -79,6 +83,22 @@ class LoggedBank:
         results = self.inner.transfer(transfers)
         self._notes.note("transfer", len(transfers))
         return results
+
+    def send_file(self, name: str, content: bytes, *, at: datetime) -> None:
+        self.inner.send_file(name, content, at=at)
+        payments = content.count(b"<CdtTrfTxInf>")
+        self._notes.note("send_file", payments, message_id=name, detail=f"pain.001, {len(content):,} bytes")
+
+    def files(self, *, as_of: datetime) -> Sequence[BankFile]:
+        found = self.inner.files(as_of=as_of)
+        for f in found:
+            payments = f.content.count(b"<TxInfAndSts>") + f.content.count(b"<TxDtls>")
+            self._notes.note("files", payments, direction="in", message_id=f.name,
+                             detail=f"{f.kind}, {len(f.content):,} bytes")
+        return found
+
+    def ack_files(self, names: Sequence[str]) -> None:
+        self.inner.ack_files(names)
 
 
 class LoggedSms:

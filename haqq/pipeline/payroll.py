@@ -45,6 +45,7 @@ def run_month(conn: Connection, period: date, now: datetime) -> int | None:
             literal(period_due(period), TS),
             literal("scheduled"),
             accounts.c.iban,
+            literal("payroll"),
         )
         .select_from(e.outerjoin(accounts, accounts.c.fin == e.c.fin))
         .where(
@@ -58,7 +59,7 @@ def run_month(conn: Connection, period: date, now: datetime) -> int | None:
     result = conn.execute(
         insert(payments).from_select(
             ["key", "entitlement_id", "case_id", "fin", "program_id", "period", "period_start",
-             "amount", "due_at", "status", "iban"],
+             "amount", "due_at", "status", "iban", "source"],
             query,
         )
     )

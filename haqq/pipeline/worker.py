@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from haqq.adapters.store import bulk, messagelog, repository
@@ -26,12 +26,14 @@ from haqq.domain.events import EventType
 from haqq.pipeline import (
     account,
     assign,
+    bank_reports,
     consent,
     dispatch,
     gather,
     notify,
     pay,
     payroll,
+    runs,
     triggers,
     verify,
 )
@@ -72,12 +74,16 @@ class Worker:
     #: ``shards``, the account requests by FIN.
     shard: int = 0
     shards: int = 1
+    #: The payment office: payments go to the bank in runs, as ISO 20022 files. None: each
+    #: due payment is transferred directly (the bank's batch transfer channel).
+    office: runs.Office | None = None
     done: dict[str, int] = field(default_factory=dict)
     _failures: dict[str, int] = field(default_factory=dict)
     #: Exchanges with the bank and the SMS gateway not yet in the message log.
     _exchanges: list[Exchange] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._plain_bank = self.bank
         self.bank = LoggedBank(self.bank, self._exchanges, self.wall)
         self.sms = LoggedSms(self.sms, self._exchanges, self.wall)
 
@@ -270,10 +276,15 @@ class Worker:
 
     def pending(self, now: datetime) -> set[str]:
         """Which kinds of work are due at ``now``: one cheap read, so an idle round costs little."""
+        daily = runs.daily_label(local_date(now)) if self.office is not None else None
         with self.engine.connect().execution_options(read_only=True) as conn:
-            due = repository.due_kinds(conn, now, local_date(now).strftime("%Y-%m"))
+            due = repository.due_kinds(conn, now, local_date(now).strftime("%Y-%m"), daily)
         if due & {"account_requests", "account_answers"}:
             due.add("accounts")
+        if self.office is not None and self.office.automatic is None:
+            due.discard("payments")  # people make the runs
+        if "bank_reports" in due and self._plain_bank.files(as_of=now):
+            due.add("bank_files")
         if self.sms.inbound(as_of=now, limit=1):
             due.add("inbound")
         return due
@@ -300,7 +311,7 @@ class Worker:
             if "accounts" in due:
                 n += self._count("account_requests", dispatch.send_account_requests(conn, self.bank, size))
                 n += self._count("account_answers", dispatch.take_account_answers(conn, self.bank, now, size))
-            if "payments" in due:
+            if "payments" in due and self.office is None:
                 n += self._count("payments", dispatch.send_payments(conn, self.bank, now, self.wall, size))
             if "sms" in due:
                 n += self._count("sms", dispatch.send_sms(conn, self.sms, now, self.wall, size))
@@ -323,7 +334,8 @@ class Worker:
         with self.engine.connect().execution_options(read_only=True) as reading, reading.begin():
             requested = dispatch.requested_accounts(reading, size, shard) if accounts else []
             awaited = dispatch.awaited_accounts(reading, size, shard) if accounts else []
-            pay = dispatch.due_payments(reading, now, size, shard) if "payments" in due else []
+            direct = "payments" in due and self.office is None
+            pay = dispatch.due_payments(reading, now, size, shard) if direct else []
             texts = dispatch.due_sms(reading, now, size, shard) if "sms" in due else []
         dispatch.request_accounts(self.bank, requested)
         answers = dispatch.ask_bank(self.bank, awaited, now)
@@ -343,6 +355,36 @@ class Worker:
             made = payroll.run_month(conn, local_date(now).replace(day=1), now)
         return 0 if made is None else self._count("payroll", made + 1)
 
+    def run_office(self, now: datetime, due: set[str]) -> int:
+        """The payment office's round: today's runs (made, approved and sent when the office is
+        automatic) and the bank's reports taken in. One worker does it (shard 0; on
+        PostgreSQL, whoever holds the office's lock)."""
+        office = self.office
+        if office is None or (self._outside_lock and self.shard != 0):
+            return 0
+        acks: list[str] = []
+        n = 0
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql" and not conn.execute(
+                text("SELECT pg_try_advisory_xact_lock(hashtext('haqq payment office'))")
+            ).scalar_one():
+                return 0
+            at = self.wall()
+            if "payments" in due and office.automatic and not runs.daily_run_made(conn, local_date(now)):
+                for run in runs.make_runs(conn, now, at, by=office.automatic, office=office):
+                    for k in range(run.needed):
+                        runs.approve(conn, run.id, by=office.automatic + ("" if k == 0 else f" #{k + 1}"), now=at)
+                    runs.send(conn, run.id, self.bank, by=office.automatic, now=now, office=office)
+                    n += self._count("payment_runs", 1) + self._count("payments", run.payments)
+            if "bank_files" in due:
+                for f in self.bank.files(as_of=now):
+                    acks.append(f.name)
+                    n += self._count("bank_reports", bank_reports.take(conn, f, bank=self.bank.name, now=at))
+            messagelog.append(conn, self._drain())
+        if acks:
+            self.bank.ack_files(acks)
+        return n
+
     def run_once(self) -> int:
         """One round of every kind of work due now; returns how much was done."""
         now = self.clock.now()
@@ -352,6 +394,7 @@ class Worker:
             ("cases", {"cases"}, lambda: self.advance_cases(now)),
             ("dispatch", {"accounts", "payments", "sms", "inbound", "replies"}, lambda: self.dispatch(now, due)),
             ("payroll", {"payroll"}, lambda: self.run_payroll(now)),
+            ("office", {"payments", "bank_files"} if self.office else set(), lambda: self.run_office(now, due)),
         ]
         # What one unit creates is due for the next at once: new cases after events, outbox
         # rows after cases. Saying so saves a round per step.

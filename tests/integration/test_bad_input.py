@@ -325,7 +325,8 @@ def test_a_payment_to_an_account_found_in_the_same_batch_carries_its_iban(
     assert found, "the country has no mother with a bank account"
     birth = country_event(country, found[0]["child"], "birth_registered")
     take_events(app, [birth], at(birth))
-    run_at(app, at(birth) + HOUR)
+    # Paid in the day's run; the bank's status report comes two hours later.
+    run_at(app, at(birth) + HOUR, at(birth) + 4 * HOUR)
 
     (case,) = rows(app.engine, cases)
     assert case["beneficiary_fin"] == found[0]["mother"]

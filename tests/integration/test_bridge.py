@@ -75,7 +75,7 @@ def test_direct_simulated_calls_are_logged_too(country_file: Path, tmp_path: Pat
     check_invariants(app)
     log = rows(app.engine, message_log)
     assert log and all(r["client"] == "haqq" and r["request_hash"] is None for r in log)
-    assert {r["service"] for r in log} >= {"civil_registry/person", "bank:HAQB/transfer"}
+    assert {r["service"] for r in log} >= {"civil_registry/person", "bank:HAQB/send_file", "bank:HAQB/files"}
     with app.engine.connect() as conn:
         assert messagelog.verify(conn).ok
 
@@ -94,7 +94,7 @@ def test_an_institution_down_sends_cases_to_review_and_logs_the_failures(
     log = rows(app.engine, message_log)
     failed = [r for r in log if r["outcome"] != "ok"]
     assert failed and all(r["service"] == "AZ/GOV/STS/INCOME/income" for r in failed)
-    assert any(r["service"] == "bank:HAQB/transfer" for r in log)
+    assert any(r["service"] == "bank:HAQB/send_file" for r in log)
     # Refused by the security server, then, once the breaker opened, not even sent.
     assert {r["outcome"] for r in failed} == {"Server.ServerProxy.NetworkError", "haqq.CircuitOpen"}
     reviewed = rows(app.engine, cases, cases.c.state == "needs_review")
@@ -157,14 +157,15 @@ def test_the_bank_and_the_gateway_are_in_the_message_log_too(
     for r in log:
         by_service[r["service"]] = by_service.get(r["service"], 0) + r["persons"]
     assert {"bank:HAQB/find_accounts", "bank:HAQB/request_accounts", "bank:HAQB/account_answers",
-            "bank:HAQB/transfer", "sms/submit", "sms/inbound"} <= set(by_service)
+            "bank:HAQB/send_file", "bank:HAQB/files", "sms/submit", "sms/inbound"} <= set(by_service)
     with app.engine.connect() as conn:
         paid = conn.execute(select(func.count()).select_from(payments).where(payments.c.sent_at.is_not(None))).scalar_one()
         texted = conn.execute(select(func.count()).select_from(notifications).where(notifications.c.sent_at.is_not(None))).scalar_one()
         assert messagelog.verify(conn).ok
-    # Every payment sent and every SMS handed over went in a logged exchange (a repeat after a
-    # lost race may be logged twice, never less).
-    assert by_service["bank:HAQB/transfer"] >= paid > 0
+    # Every payment sent (in a run's file) and every SMS handed over went in a logged exchange
+    # (a repeat after a lost race may be logged twice, never less); every status came in one.
+    assert by_service["bank:HAQB/send_file"] >= paid > 0
+    assert by_service["bank:HAQB/files"] >= paid
     assert by_service["sms/submit"] >= texted > 0
     inbound = [r for r in log if r["service"] == "sms/inbound"]
     assert inbound and all(r["direction"] == "in" for r in inbound)

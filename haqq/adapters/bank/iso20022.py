@@ -3,8 +3,9 @@
 What: a payment run becomes a ``pain.001.001.09`` credit transfer initiation (one ``PmtInf``,
 batch booked, one ``CdtTrfTxInf`` per payment). The simulated bank answers with a
 ``pain.002.001.10`` status report and a ``camt.054.001.08`` debit/credit notification, written
-here too; :mod:`haqq.adapters.bank.iso20022_read` reads those two back and holds the typed
-values and errors, re-exported here so callers import everything from this module.
+here too; :mod:`haqq.adapters.bank.iso20022_read` reads all three back and holds the model
+(:class:`PaymentRun` and its parts), the typed values and the errors, re-exported here so
+callers import everything from this module.
 
 Why: a bank takes payment orders and reports outcomes in these formats, not in haqq's tables.
 Everything is pure (bytes in, bytes out), money stays integer minor units (formatted with two
@@ -16,20 +17,23 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from haqq.adapters.bank.iso20022_read import (
     CAMT_054,
+    PAIN_001,
     PAIN_002,
     BankFileError,
+    CreditTransfer,
+    Debtor,
     InvalidPaymentRun,
     MalformedBankFile,
     Notification,
     NotificationEntry,
+    PaymentRun,
     StatusReport,
     TransactionStatus,
+    credit_transfer_initiation,
     debit_credit_notification,
     payment_status_report,
     validate,
@@ -49,14 +53,13 @@ __all__ = [
     "StatusReport",
     "TransactionStatus",
     "credit_transfer_file",
+    "credit_transfer_initiation",
     "debit_credit_notification",
     "notification_file",
     "payment_status_report",
     "status_report_file",
     "validate",
 ]
-
-PAIN_001 = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 
 #: Minor units per major unit; every currency haqq pays in has two decimals.
 MINOR_PER_MAJOR = 100
@@ -76,41 +79,6 @@ _CODE_RE = re.compile(r"[A-Z0-9]{1,4}")
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")
 # Characters XML 1.0 cannot carry at all; they are replaced by a space.
 _NOT_XML_RE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-@dataclass(frozen=True)
-class Debtor:
-    """The ministry's treasury account, the one every payment of a run is debited from."""
-
-    name: str
-    iban: str
-    bic: str
-    org_id: str
-
-
-@dataclass(frozen=True)
-class CreditTransfer:
-    """One payment: ``end_to_end_id`` is given by the caller and stable across re-sends."""
-
-    end_to_end_id: str
-    amount_minor: int
-    creditor_name: str
-    creditor_iban: str
-    creditor_bic: str | None
-    remittance: str
-    currency: str = "AZN"
-
-
-@dataclass(frozen=True)
-class PaymentRun:
-    """A run of payments sent as one file with one batch-booked payment information block."""
-
-    message_id: str
-    created_at: datetime
-    debtor: Debtor
-    requested_execution: date
-    transfers: Sequence[CreditTransfer]
-    payment_info_id: str
 
 
 # --- helpers -------------------------------------------------------------------------------

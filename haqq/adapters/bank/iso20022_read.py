@@ -1,11 +1,14 @@
-"""Reading the partner bank's ISO 20022 answers: pain.002.001.10 and camt.054.001.08.
+"""Reading ISO 20022 bank files: pain.002.001.10 and camt.054.001.08, and pain.001.001.09.
 
 What: :func:`payment_status_report` turns a pain.002 status report into a
 :class:`StatusReport` (per payment: original end-to-end id, status, reason code, additional
 information) and :func:`debit_credit_notification` turns a camt.054 notification into a
 :class:`Notification` (per entry: end-to-end id, amount in minor units, currency, status,
-booking date, credit or debit). The typed values and errors of the bank files live here too;
-:mod:`haqq.adapters.bank.iso20022` (the writers) re-exports them.
+booking date, credit or debit). :func:`credit_transfer_initiation` reads a pain.001 credit
+transfer initiation back into the :class:`PaymentRun` it was written from: the bank's side of
+the exchange (the simulated bank reads haqq's payment orders with it). The typed values and
+errors of the bank files live here too; :mod:`haqq.adapters.bank.iso20022` (the writers)
+re-exports them.
 
 Why: a file from outside is untrusted. It is parsed with ``defusedxml`` and refused when it
 declares a DTD or entities; when a schema path is given it is validated against the XSD
@@ -16,7 +19,9 @@ decimals and turned into exact integer minor units; a fraction of a minor unit i
 
 from __future__ import annotations
 
+import io
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -30,8 +35,12 @@ from defusedxml import DefusedXmlException
 
 from haqq.domain.errors import HaqqError
 
+PAIN_001 = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 PAIN_002 = "urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"
 CAMT_054 = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08"
+
+#: The largest amount a file can carry (``totalDigits`` 18 of the schemas, two decimals).
+_MAX_MINOR = 10**18 - 1
 
 
 class BankFileError(HaqqError):
@@ -44,6 +53,41 @@ class InvalidPaymentRun(BankFileError):
 
 class MalformedBankFile(BankFileError):
     """A bank file that is not well formed, not the expected message, or breaks its schema."""
+
+
+@dataclass(frozen=True)
+class Debtor:
+    """The ministry's treasury account, the one every payment of a run is debited from."""
+
+    name: str
+    iban: str
+    bic: str
+    org_id: str
+
+
+@dataclass(frozen=True)
+class CreditTransfer:
+    """One payment: ``end_to_end_id`` is given by the caller and stable across re-sends."""
+
+    end_to_end_id: str
+    amount_minor: int
+    creditor_name: str
+    creditor_iban: str
+    creditor_bic: str | None
+    remittance: str
+    currency: str = "AZN"
+
+
+@dataclass(frozen=True)
+class PaymentRun:
+    """A run of payments sent as one file with one batch-booked payment information block."""
+
+    message_id: str
+    created_at: datetime
+    debtor: Debtor
+    requested_execution: date
+    transfers: Sequence[CreditTransfer]
+    payment_info_id: str
 
 
 @dataclass(frozen=True)
@@ -125,16 +169,12 @@ def _parse(xml: bytes, what: str) -> ET.Element:
     return root
 
 
-class _Doc:
+class _Lookups:
     """Namespaced look-ups that name what is missing."""
 
-    def __init__(self, xml: bytes, namespace: str, body: str, schema: Path | None) -> None:
+    def __init__(self, namespace: str, body: str) -> None:
         self.what = f"{body} ({namespace.rsplit(':', 1)[-1]})"
-        root = _parse(xml, self.what) if schema is None else validate(xml, schema, self.what)
         self.ns = namespace
-        if root.tag != f"{{{namespace}}}Document":
-            raise MalformedBankFile(f"{self.what}: root element is {root.tag}, not Document")
-        self.body = self.one(root, body)
 
     def _q(self, path: str) -> str:
         return "/".join(f"{{{self.ns}}}{tag}" for tag in path.split("/"))
@@ -200,6 +240,17 @@ class _Doc:
 
     def reason(self, node: ET.Element, path: str) -> str | None:
         return self.opt(node, f"{path}/Cd") or self.opt(node, f"{path}/Prtry")
+
+
+class _Doc(_Lookups):
+    """A whole message parsed (and validated when a schema is given), its body found."""
+
+    def __init__(self, xml: bytes, namespace: str, body: str, schema: Path | None) -> None:
+        super().__init__(namespace, body)
+        root = _parse(xml, self.what) if schema is None else validate(xml, schema, self.what)
+        if root.tag != f"{{{namespace}}}Document":
+            raise MalformedBankFile(f"{self.what}: root element is {root.tag}, not Document")
+        self.body = self.one(root, body)
 
 
 def payment_status_report(xml: bytes, *, schema: Path | None = None) -> StatusReport:
@@ -283,4 +334,166 @@ def debit_credit_notification(xml: bytes, *, schema: Path | None = None) -> Noti
         created_at=doc.moment(doc.body, "GrpHdr/CreDtTm"),
         account=accounts.pop(),
         entries=tuple(entries),
+    )
+
+
+# --- pain.001.001.09 (the bank's side) ------------------------------------------------------
+
+
+def _count(doc: _Lookups, node: ET.Element, path: str) -> int | None:
+    value = doc.opt(node, path)
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 15:
+        raise MalformedBankFile(f"{doc.what}: {path} {value!r} is not a number of transactions")
+    return int(value)
+
+
+def _sum(doc: _Lookups, node: ET.Element, path: str) -> int | None:
+    """A control sum (a decimal without currency) in minor units."""
+    value = doc.opt(node, path)
+    if value is None:
+        return None
+    try:
+        minor = Decimal(value).scaleb(2)
+    except InvalidOperation as error:
+        raise MalformedBankFile(f"{doc.what}: {path} {value!r} is no amount") from error
+    if not minor.is_finite() or minor != minor.to_integral_value():
+        raise MalformedBankFile(f"{doc.what}: {path} {value!r} is no amount in minor units")
+    return int(minor)
+
+
+def _identifier(doc: _Lookups, node: ET.Element, path: str) -> str:
+    """A ``Max35Text`` reference: 1 to 35 characters."""
+    value = doc.text(node, path)
+    if len(value) > 35:
+        raise MalformedBankFile(f"{doc.what}: {path} {value!r} is longer than 35 characters")
+    return value
+
+
+def _credit_transfer(doc: _Lookups, tx: ET.Element, index: int) -> CreditTransfer:
+    try:
+        amount, currency = doc.amount(tx, "Amt/InstdAmt")
+        if amount > _MAX_MINOR:
+            raise MalformedBankFile(f"{doc.what}: Amt/InstdAmt has more than 18 digits")
+        remittance = (e.text or "" for e in doc.all(tx, "RmtInf/Ustrd"))
+        return CreditTransfer(
+            end_to_end_id=_identifier(doc, tx, "PmtId/EndToEndId"),
+            amount_minor=amount,
+            currency=currency,
+            creditor_name=doc.text(tx, "Cdtr/Nm"),
+            creditor_iban=doc.text(tx, "CdtrAcct/Id/IBAN"),
+            creditor_bic=doc.opt(tx, "CdtrAgt/FinInstnId/BICFI"),
+            remittance=" ".join(text.strip() for text in remittance if text.strip()),
+        )
+    except MalformedBankFile as error:
+        raise MalformedBankFile(f"{error} (in CdtTrfTxInf number {index})") from error
+
+
+def _check_totals(
+    doc: _Lookups, node: ET.Element, where: str, transfers: Sequence[CreditTransfer]
+) -> None:
+    """``NbOfTxs`` and ``CtrlSum`` of ``node``, when present, must match the transactions."""
+    count = _count(doc, node, "NbOfTxs")
+    if count is not None and count != len(transfers):
+        raise MalformedBankFile(
+            f"{doc.what}: {where}/NbOfTxs says {count} but the file has {len(transfers)}"
+        )
+    total = _sum(doc, node, "CtrlSum")
+    actual = sum(t.amount_minor for t in transfers)
+    if total is not None and total != actual:
+        raise MalformedBankFile(
+            f"{doc.what}: {where}/CtrlSum is {total} minor units but the transactions "
+            f"sum to {actual}"
+        )
+
+
+def credit_transfer_initiation(xml: bytes, *, schema: Path | None = None) -> PaymentRun:
+    """Read a pain.001.001.09 credit transfer initiation back into its :class:`PaymentRun`.
+
+    The file is read as a stream (each ``CdtTrfTxInf`` is dropped once read), so a run of
+    100,000 payments does not hold a whole element tree in memory; with ``schema`` it is first
+    validated against the XSD, which does build the tree. Only what the bank needs is read and
+    checked: one ``PmtInf`` paid by transfer (``PmtMtd`` TRF), the debtor's name, IBAN, BIC and
+    organisation id, the requested execution date, and per transaction the end-to-end id,
+    amount, currency, creditor name and IBAN (BIC and remittance text optional). The counts and
+    control sums, where given, must match the transactions. Amounts of zero are read as they
+    are: refusing a payment (AM12) is the bank's decision, not the reader's.
+    """
+    doc = _Lookups(PAIN_001, "CstmrCdtTrfInitn")
+    if schema is not None:
+        validate(xml, schema, doc.what)
+    elif not isinstance(xml, bytes | bytearray):
+        raise MalformedBankFile(f"{doc.what}: expected bytes, got {type(xml).__name__}")
+    document, body = doc._q("Document"), doc._q("CstmrCdtTrfInitn")
+    header_tag, info_tag, tx_tag = doc._q("GrpHdr"), doc._q("PmtInf"), doc._q("CdtTrfTxInf")
+    header: ET.Element | None = None
+    info: ET.Element | None = None
+    transfers: list[CreditTransfer] = []
+    stack: list[str] = []
+    try:
+        for event, element in SafeET.iterparse(
+            io.BytesIO(xml), events=("start", "end"), forbid_dtd=True
+        ):
+            if event == "start":
+                if not stack and element.tag != document:
+                    raise MalformedBankFile(
+                        f"{doc.what}: root element is {element.tag}, not Document"
+                    )
+                if len(stack) == 1 and element.tag != body:
+                    raise MalformedBankFile(
+                        f"{doc.what}: the body is {element.tag}, not CstmrCdtTrfInitn"
+                    )
+                stack.append(element.tag)
+                continue
+            stack.pop()
+            if len(stack) == 3 and element.tag == tx_tag and stack[2] == info_tag:
+                transfers.append(_credit_transfer(doc, element, len(transfers) + 1))
+                element.clear()  # read: drop its children, keep memory flat
+            elif len(stack) == 2 and element.tag == header_tag:
+                header = element
+            elif len(stack) == 2 and element.tag == info_tag:
+                if info is not None:
+                    raise MalformedBankFile(
+                        f"{doc.what}: more than one PmtInf; a payment run has exactly one"
+                    )
+                info = element
+    except DefusedXmlException as error:
+        raise MalformedBankFile(f"{doc.what}: DTDs and entities are refused ({error})") from error
+    except ET.ParseError as error:
+        raise MalformedBankFile(f"{doc.what}: not well-formed XML ({error})") from error
+    if header is None:
+        raise MalformedBankFile(f"{doc.what}: GrpHdr is missing")
+    if info is None:
+        raise MalformedBankFile(f"{doc.what}: PmtInf is missing")
+    if not transfers:
+        raise MalformedBankFile(f"{doc.what}: PmtInf/CdtTrfTxInf is missing")
+    method = doc.text(info, "PmtMtd")
+    if method != "TRF":
+        raise MalformedBankFile(f"{doc.what}: PmtMtd is {method!r}; only TRF (transfer) is paid")
+    if _count(doc, header, "NbOfTxs") is None:
+        raise MalformedBankFile(f"{doc.what}: GrpHdr/NbOfTxs is missing")
+    _check_totals(doc, header, "GrpHdr", transfers)
+    _check_totals(doc, info, "PmtInf", transfers)
+    requested = doc.day(info, "ReqdExctnDt")
+    if requested is None:
+        raise MalformedBankFile(f"{doc.what}: PmtInf/ReqdExctnDt is missing")
+    org_id = doc.opt(info, "Dbtr/Id/OrgId/Othr/Id") or doc.opt(header, "InitgPty/Id/OrgId/Othr/Id")
+    if org_id is None:
+        raise MalformedBankFile(
+            f"{doc.what}: the debtor's organisation id (Dbtr or InitgPty Id/OrgId/Othr/Id) "
+            "is missing"
+        )
+    return PaymentRun(
+        message_id=_identifier(doc, header, "MsgId"),
+        created_at=doc.moment(header, "CreDtTm"),
+        debtor=Debtor(
+            name=doc.text(info, "Dbtr/Nm"),
+            iban=doc.text(info, "DbtrAcct/Id/IBAN"),
+            bic=doc.text(info, "DbtrAgt/FinInstnId/BICFI"),
+            org_id=org_id,
+        ),
+        requested_execution=requested,
+        transfers=tuple(transfers),
+        payment_info_id=_identifier(doc, info, "PmtInfId"),
     )

@@ -6,7 +6,8 @@ Three adapters, one per port of :mod:`haqq.ports`:
   as of a moment (a person not yet born is unknown, the dead are not alive, a status is
   active only between its dates, a spouse is a spouse only from the wedding);
 - :class:`SimulatedBank` ("HAQB") finds accounts, opens new ones 1-5 days after being asked,
-  and accepts or rejects transfers;
+  accepts or rejects transfers, and takes ISO 20022 payment files (``pain.001``), answering
+  each with a ``pain.002`` status report and a ``camt.054`` debit notification;
 - :class:`SimulatedSmsGateway` records outgoing messages and makes citizens answer consent
   requests, in their own language and with their own typing habits.
 
@@ -28,10 +29,24 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from haqq.adapters.bank.iso20022 import (
+    InvalidPaymentRun,
+    MalformedBankFile,
+    Notification,
+    NotificationEntry,
+    PaymentRun,
+    StatusReport,
+    TransactionStatus,
+    check_identifier,
+    credit_transfer_initiation,
+    notification_file,
+    status_report_file,
+)
 from haqq.adapters.turns import WriteTurns
 from haqq.country.schema import (
     BAKU,
@@ -46,6 +61,7 @@ from haqq.ports import (
     Account,
     AccountAnswer,
     AccountRequest,
+    BankFile,
     Exchange,
     InboundSms,
     OutgoingSms,
@@ -74,6 +90,16 @@ REFUSED_DECEASED = "the person is registered as deceased"
 AC01 = "AC01 incorrect account number"
 AC04 = "AC04 closed account"
 AM12 = "AM12 invalid amount"
+AM03 = "AM03 currency not allowed"
+#: The only currency the bank pays in.
+CURRENCY = "AZN"
+#: When the bank pays a file's transfers on their requested execution date (Baku time).
+EXECUTION_TIME = time(9)
+#: A status report is ready this long after its file arrived.
+STATUS_REPORT_DELAY = timedelta(hours=2)
+#: A notification is ready at this hour (Baku time) on the day after the payment.
+NOTIFICATION_TIME = time(10)
+_REASON_CODE_RE = re.compile(r"[A-Z0-9]{4}")
 YES_SHARE = 0.80
 NO_SHARE = 0.10
 
@@ -350,13 +376,14 @@ class SimulatedBank:
         with self._db.read() as conn:
             for batch in _chunks(list(dict.fromkeys(fins))):
                 rows = conn.execute(
-                    f"SELECT fin, iban, card_status FROM bank_accounts WHERE fin IN "
-                    f"({_marks(len(batch))}) AND opened_at <= ? "
-                    f"AND (closed_at IS NULL OR closed_at > ?) ORDER BY fin, opened_at, iban",
+                    "SELECT a.fin, a.iban, a.card_status, p.name FROM bank_accounts a "
+                    "LEFT JOIN persons p ON p.fin = a.fin WHERE a.fin IN "
+                    f"({_marks(len(batch))}) AND a.opened_at <= ? "
+                    "AND (a.closed_at IS NULL OR a.closed_at > ?) ORDER BY a.fin, a.opened_at, a.iban",
                     [*batch, at, at],
                 ).fetchall()
-                for fin, iban, card in rows:
-                    found[fin] = Account(iban=iban, bank=BANK_NAME, card_status=card)
+                for fin, iban, card, holder in rows:
+                    found[fin] = Account(iban=iban, bank=BANK_NAME, card_status=card, holder=holder)
         return found
 
     def request_accounts(self, requests: Sequence[AccountRequest]) -> None:
@@ -421,11 +448,12 @@ class SimulatedBank:
         with self._db.read() as conn:
             for batch in _chunks(list(dict.fromkeys(keys))):
                 rows = conn.execute(
-                    "SELECT key, answer_at, outcome, iban, reason FROM bank_account_requests "
-                    f"WHERE key IN ({_marks(len(batch))})",
+                    "SELECT r.key, r.answer_at, r.outcome, r.iban, r.reason, p.name "
+                    "FROM bank_account_requests r LEFT JOIN persons p ON p.fin = r.fin "
+                    f"WHERE r.key IN ({_marks(len(batch))})",
                     batch,
                 ).fetchall()
-                for key, answer_at, outcome, iban, reason in rows:
+                for key, answer_at, outcome, iban, reason, holder in rows:
                     if parse_baku(answer_at) > parse_baku(at):
                         answers[key] = AccountAnswer(key=key, status="pending")
                     else:
@@ -435,6 +463,7 @@ class SimulatedBank:
                             iban=iban,
                             reason=reason,
                             answered_at=parse_baku(answer_at),
+                            holder=holder if outcome == "opened" else None,
                         )
         return answers
 
@@ -444,66 +473,229 @@ class SimulatedBank:
         Rejections use ISO 20022 reason codes: AC01 (IBAN fails its checksum or is unknown),
         AC04 (account closed at the time of the transfer), AM12 (amount not positive).
         """
+        keys = list(dict.fromkeys(t.key for t in transfers))
+        if not keys:
+            return {}
+        with self._db.write() as conn:
+            plan = self._plan(conn, transfers)
+            self._record(conn, plan)
+        return {k: plan.results[k] for k in keys}
+
+    def _plan(
+        self,
+        conn: sqlite3.Connection,
+        transfers: Sequence[Transfer],
+        refusals: Mapping[str, str] | None = None,
+    ) -> _PaymentPlan:
+        """Decide every payment of ``transfers`` without writing: the direct channel and the
+        file channel both come here, so a key (an end-to-end id) is paid once whichever way it
+        came.
+
+        A key seen before gets its first result (and, when recorded, one more attempt; a key
+        twice in ``transfers`` is two attempts); a fresh key is checked at its own ``at``.
+        ``refusals`` maps a key to the reason its fresh payment is refused whatever the account
+        (checks only the caller can make, such as the currency of a file).
+        """
         first: dict[str, Transfer] = {}
         for t in transfers:
             first.setdefault(t.key, t)
         results: dict[str, TransferResult] = {}
-        if not first:
-            return results
         keys = list(first)
-        with self._db.write() as conn:
-            for batch in _chunks(keys):
-                for key, first_status, first_reason in conn.execute(
-                    f"SELECT key, status, reason FROM bank_transfers WHERE key IN "
-                    f"({_marks(len(batch))})",
-                    batch,
-                ):
-                    results[key] = TransferResult(key, first_status, first_reason)
-            # Every attempt is counted (a key twice in one batch is two attempts).
-            tries = Counter(t.key for t in transfers)
-            for key in keys:
-                if key in results:
-                    conn.execute(
-                        "UPDATE bank_transfers SET attempts = attempts + ? WHERE key = ?",
-                        (tries[key], key),
-                    )
-            fresh = [first[k] for k in keys if k not in results]
-            # Each account's opening and closing, read once per IBAN (None: not a valid IBAN
-            # of this bank).
-            accounts: dict[str, tuple[datetime, datetime | None]] = {}
-            ibans = [i for i in dict.fromkeys(t.iban for t in fresh) if iban_is_valid(i)]
-            for batch in _chunks(ibans):
-                for iban, opened_at, closed_at in conn.execute(
-                    f"SELECT iban, opened_at, closed_at FROM bank_accounts WHERE iban IN "
-                    f"({_marks(len(batch))})",
-                    batch,
-                ):
-                    accounts[iban] = (
-                        parse_baku(opened_at), None if closed_at is None else parse_baku(closed_at)
-                    )
-            recorded: list[tuple[Any, ...]] = []
-            for t in fresh:
-                at = baku_iso(t.at)
-                status: Literal["accepted", "rejected"] = "accepted"
-                reason: str | None = None
-                account = accounts.get(t.iban)
-                if t.amount <= 0:
-                    status, reason = "rejected", AM12
-                elif account is None or account[0] > t.at:
-                    status, reason = "rejected", AC01
-                elif account[1] is not None and account[1] <= t.at:
-                    status, reason = "rejected", AC04
-                recorded.append(
-                    (t.key, t.fin, t.iban, int(t.amount), t.reference, at, status, reason, tries[t.key])
+        for batch in _chunks(keys):
+            for key, first_status, first_reason in conn.execute(
+                f"SELECT key, status, reason FROM bank_transfers WHERE key IN "
+                f"({_marks(len(batch))})",
+                batch,
+            ):
+                results[key] = TransferResult(key, first_status, first_reason)
+        # Every attempt is counted (a key twice in one batch is two attempts).
+        tries = Counter(t.key for t in transfers)
+        seen = [(tries[key], key) for key in keys if key in results]
+        fresh = [first[k] for k in keys if k not in results]
+        # Each account's holder, opening and closing, read once per IBAN (absent: not a valid
+        # IBAN of this bank).
+        accounts: dict[str, tuple[str, datetime, datetime | None]] = {}
+        ibans = [i for i in dict.fromkeys(t.iban for t in fresh) if iban_is_valid(i)]
+        for batch in _chunks(ibans):
+            for iban, holder, opened_at, closed_at in conn.execute(
+                f"SELECT iban, fin, opened_at, closed_at FROM bank_accounts WHERE iban IN "
+                f"({_marks(len(batch))})",
+                batch,
+            ):
+                accounts[iban] = (
+                    holder,
+                    parse_baku(opened_at),
+                    None if closed_at is None else parse_baku(closed_at),
                 )
-                results[t.key] = TransferResult(key=t.key, status=status, reason=reason)
-            conn.executemany(
-                "INSERT INTO bank_transfers "
-                "(key, fin, iban, amount, reference, at, status, reason, attempts) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                recorded,
+        refused = refusals or {}
+        rows: list[tuple[Any, ...]] = []
+        for t in fresh:
+            at = baku_iso(t.at)
+            status: Literal["accepted", "rejected"] = "accepted"
+            reason: str | None = None
+            account = accounts.get(t.iban)
+            if t.amount <= 0:
+                status, reason = "rejected", AM12
+            elif t.key in refused:
+                status, reason = "rejected", refused[t.key]
+            elif account is None or account[1] > t.at:
+                status, reason = "rejected", AC01
+            elif account[2] is not None and account[2] <= t.at:
+                status, reason = "rejected", AC04
+            # A file names no FIN: the account's holder is recorded when the IBAN is known.
+            fin = t.fin or (account[0] if account is not None else "")
+            rows.append(
+                (t.key, fin, t.iban, int(t.amount), t.reference, at, status, reason, tries[t.key])
             )
-        return {k: results[k] for k in keys}
+            results[t.key] = TransferResult(key=t.key, status=status, reason=reason)
+        return _PaymentPlan(results=results, fresh=[t.key for t in fresh], seen=seen, rows=rows)
+
+    @staticmethod
+    def _record(conn: sqlite3.Connection, plan: _PaymentPlan) -> None:
+        """Write a plan inside an open write transaction: the fresh payments, the attempts."""
+        conn.executemany(
+            "UPDATE bank_transfers SET attempts = attempts + ? WHERE key = ?", plan.seen
+        )
+        conn.executemany(
+            "INSERT INTO bank_transfers "
+            "(key, fin, iban, amount, reference, at, status, reason, attempts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            plan.rows,
+        )
+
+    @staticmethod
+    def _still_fresh(conn: sqlite3.Connection, plan: _PaymentPlan) -> bool:
+        """Whether no key the plan takes as fresh was recorded since it was made."""
+        for batch in _chunks(plan.fresh):
+            found = conn.execute(
+                f"SELECT 1 FROM bank_transfers WHERE key IN ({_marks(len(batch))}) LIMIT 1",
+                batch,
+            ).fetchone()
+            if found is not None:
+                return False
+        return True
+
+    # ---- the file channel (ISO 20022) ----------------------------------------------------------
+
+    def send_file(self, name: str, content: bytes, *, at: datetime) -> None:
+        """Take a ``pain.001.001.09`` payment file; a name (message id) seen before is ignored.
+
+        Each transaction is paid as :meth:`transfer` pays, keyed by its end-to-end id (an id
+        seen before, by either channel, is not paid again and keeps its first result), at the
+        later of ``at`` and 09:00 (Baku) on the requested execution date. Two reports are made:
+        a ``pain.002.001.10`` status report, ready 2 hours after ``at`` (per transaction ACCP,
+        or RJCT with its ISO reason code; group status ACCP, PART or RJCT), and, when some
+        transaction was paid now, a ``camt.054.001.08`` notification on the debtor's account
+        with one booked debit per payment, ready at 10:00 (Baku) the day after the payment.
+        Their message ids derive from ``name``, so they are unique and the same on every run.
+
+        The file is parsed as a stream and not validated against the XSD (a run can hold 100k
+        payments). A file the bank cannot read at all (not a pain.001, its ``MsgId`` is not
+        ``name``, an end-to-end id that is not an ISO reference) raises
+        :class:`~haqq.adapters.bank.iso20022.MalformedBankFile` and is not recorded, so it can
+        be corrected and sent again under the same name; a ``name`` that is not an ISO 20022
+        reference raises :class:`~haqq.adapters.bank.iso20022.InvalidPaymentRun`.
+        """
+        check_identifier(name, "file name")
+        received = baku_iso(at)
+        if not isinstance(content, bytes | bytearray):
+            raise MalformedBankFile(f"file {name}: expected bytes, got {type(content).__name__}")
+        with self._db.read() as conn:
+            if conn.execute("SELECT 1 FROM bank_files_in WHERE name = ?", (name,)).fetchone():
+                return
+        run = credit_transfer_initiation(bytes(content))
+        if run.message_id != name:
+            raise MalformedBankFile(f"file {name}: its MsgId is {run.message_id!r}, not {name!r}")
+        try:
+            # The reports repeat these references, so they must be ISO references.
+            check_identifier(run.payment_info_id, "payment information id")
+            for t in run.transfers:
+                check_identifier(t.end_to_end_id, "end-to-end id")
+        except InvalidPaymentRun as error:
+            raise MalformedBankFile(f"file {name}: {error}") from error
+        moment = max(at, datetime.combine(run.requested_execution, EXECUTION_TIME, tzinfo=BAKU))
+        transfers = [
+            Transfer(
+                key=t.end_to_end_id,
+                fin="",
+                iban=t.creditor_iban,
+                amount=t.amount_minor,
+                reference=t.remittance,
+                at=moment,
+            )
+            for t in run.transfers
+        ]
+        refusals = {t.end_to_end_id: AM03 for t in run.transfers if t.currency != CURRENCY}
+        digest = hashlib.sha256(content).hexdigest()
+        # Decide and write the reports before taking the write lock (a run of 100k payments
+        # takes seconds to report on), then write them only if no end-to-end id of the file
+        # was paid meanwhile; if one was, decide again under the lock.
+        with self._db.read() as conn:
+            plan = self._plan(conn, transfers, refusals)
+        reports = _reports(run, plan, at, moment)
+        with self._db.write() as conn:
+            if conn.execute("SELECT 1 FROM bank_files_in WHERE name = ?", (name,)).fetchone():
+                return  # another process took the same file meanwhile
+            if not self._still_fresh(conn, plan):
+                plan = self._plan(conn, transfers, refusals)
+                reports = _reports(run, plan, at, moment)
+            self._record(conn, plan)
+            conn.executemany(
+                "INSERT INTO bank_files_out (name, kind, answers, ready_at, content, acked) "
+                "VALUES (?, ?, ?, ?, ?, 0)",
+                [(r.name, r.kind, name, baku_iso(r.at), r.content) for r in reports],
+            )
+            conn.execute(
+                "INSERT INTO bank_files_in "
+                "(name, received_at, paid_at, transactions, sha256, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    received,
+                    baku_iso(moment),
+                    len(transfers),
+                    digest,
+                    _group_status(run, plan.results),
+                ),
+            )
+
+    def files(self, *, as_of: datetime) -> Sequence[BankFile]:
+        """Reports ready by ``as_of`` and not acknowledged, oldest first."""
+        at = baku_iso(as_of)
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT name, kind, content, ready_at FROM bank_files_out "
+                "WHERE acked = 0 AND ready_at <= ? ORDER BY ready_at, name",
+                (at,),
+            ).fetchall()
+        return [BankFile(n, k, bytes(c), parse_baku(r)) for n, k, c, r in rows]
+
+    def file(self, name: str) -> BankFile | None:
+        """One report by name, acknowledged or not, whenever it is ready (None: no such report).
+
+        The bank's archive: callers that care about time compare ``at`` with their moment.
+        """
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT name, kind, content, ready_at FROM bank_files_out WHERE name = ?",
+                (name,),
+            ).fetchone()
+        if row is None:
+            return None
+        return BankFile(row[0], row[1], bytes(row[2]), parse_baku(row[3]))
+
+    def ack_files(self, names: Sequence[str]) -> None:
+        """Acknowledge reports; :meth:`files` does not return them again (unknown names are
+        ignored)."""
+        unique = list(dict.fromkeys(names))
+        if not unique:
+            return
+        with self._db.write() as conn:
+            for batch in _chunks(unique):
+                conn.execute(
+                    f"UPDATE bank_files_out SET acked = 1 WHERE name IN ({_marks(len(batch))})",
+                    batch,
+                )
 
     def transfer_count(self) -> int:
         """How many distinct transfers the bank recorded (for tests)."""
@@ -513,6 +705,122 @@ class SimulatedBank:
     def close(self) -> None:
         """Close this process's connection (it reopens on next use)."""
         self._db.close()
+
+
+def report_id(prefix: str, name: str) -> str:
+    """The message id of a report about the file ``name``: ``PS-<name>`` (status) or
+    ``NT-<name>`` (notification) while that fits in 35 characters, else ``PS:`` or ``NT:`` and
+    32 hex digits of a hash of the name. The two forms cannot meet (``-`` against ``:``), the
+    first is one to one and the second collision-resistant, so ids stay unique per bank."""
+    if len(prefix) + 1 + len(name) <= 35:
+        return f"{prefix}-{name}"
+    return f"{prefix}:{hashlib.blake2b(name.encode(), digest_size=16).hexdigest()}"
+
+
+def _reason_parts(reason: str | None) -> tuple[str | None, str | None]:
+    """``"AC04 closed account"`` -> ``("AC04", "closed account")``; a reason without a leading
+    code becomes NARR (narrative) with the whole text."""
+    if reason is None:
+        return None, None
+    code, _, text = reason.partition(" ")
+    if _REASON_CODE_RE.fullmatch(code):
+        return code, text.strip() or None
+    return "NARR", reason
+
+
+@dataclass(frozen=True, slots=True)
+class _PaymentPlan:
+    """Payments decided, not yet written: every key's result, the keys paid now (in order),
+    ``(attempts, key)`` of the keys seen before and the rows to insert."""
+
+    results: dict[str, TransferResult]
+    fresh: list[str]
+    seen: list[tuple[int, str]]
+    rows: list[tuple[Any, ...]]
+
+
+def _group_status(run: PaymentRun, results: Mapping[str, TransferResult]) -> str:
+    """ACCP when every transaction of ``run`` is accepted, RJCT when none is, else PART."""
+    accepted = sum(results[t.end_to_end_id].status == "accepted" for t in run.transfers)
+    return "ACCP" if accepted == len(run.transfers) else "RJCT" if accepted == 0 else "PART"
+
+
+def _reports(run: PaymentRun, plan: _PaymentPlan, at: datetime, moment: datetime) -> list[BankFile]:
+    """The pain.002 about ``run`` (ready 2 hours after ``at``) and, when it paid something
+    now, the camt.054 of those debits."""
+    report = _status_report(run, plan.results, at + STATUS_REPORT_DELAY)
+    out = [BankFile(report.message_id, "pain.002", status_report_file(report), report.created_at)]
+    notification = _notification(run, plan.results, set(plan.fresh), moment)
+    if notification is not None:
+        out.append(
+            BankFile(
+                notification.message_id,
+                "camt.054",
+                notification_file(notification),
+                notification.created_at,
+            )
+        )
+    return out
+
+
+def _status_report(
+    run: PaymentRun, results: Mapping[str, TransferResult], ready: datetime
+) -> StatusReport:
+    """The pain.002 about ``run``: every transaction in file order, with its (first) result."""
+    statuses: list[TransactionStatus] = []
+    for t in run.transfers:
+        result = results[t.end_to_end_id]
+        if result.status == "accepted":
+            statuses.append(TransactionStatus(t.end_to_end_id, "ACCP"))
+        else:
+            code, text = _reason_parts(result.reason)
+            statuses.append(TransactionStatus(t.end_to_end_id, "RJCT", code, text))
+    group = _group_status(run, results)
+    return StatusReport(
+        message_id=report_id("PS", run.message_id),
+        created_at=ready.astimezone(BAKU),
+        original_message_id=run.message_id,
+        group_status=group,
+        transactions=tuple(statuses),
+        original_payment_info_id=run.payment_info_id,
+        payment_info_status=group,
+    )
+
+
+def _notification(
+    run: PaymentRun,
+    results: Mapping[str, TransferResult],
+    fresh: set[str],
+    moment: datetime,
+) -> Notification | None:
+    """The camt.054 of the debits ``run`` caused now (None when it paid nothing new): one
+    booked entry per payment made now; a transaction paid before was notified then."""
+    booked: date = moment.astimezone(BAKU).date()
+    entries: list[NotificationEntry] = []
+    unbooked = set(fresh)
+    for t in run.transfers:
+        key = t.end_to_end_id
+        if key in unbooked and results[key].status == "accepted":
+            unbooked.discard(key)  # a transaction twice in the file was paid once
+            entries.append(
+                NotificationEntry(
+                    end_to_end_id=key,
+                    amount_minor=t.amount_minor,
+                    currency=t.currency,
+                    credit_debit="DBIT",
+                    status="BOOK",
+                    booking_date=booked,
+                )
+            )
+    if not entries:
+        return None
+    ready = datetime.combine(booked + timedelta(days=1), NOTIFICATION_TIME, tzinfo=BAKU)
+    return Notification(
+        message_id=report_id("NT", run.message_id),
+        created_at=ready,
+        account=run.debtor.iban,
+        entries=tuple(entries),
+    )
 
 
 # ---- the SMS gateway ------------------------------------------------------------------------------

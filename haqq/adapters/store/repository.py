@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     Connection,
     Table,
+    and_,
     exists,
     func,
     literal_column,
@@ -33,6 +34,7 @@ from haqq.adapters.store.schema import (
     events,
     inbound_sms,
     notifications,
+    payment_runs,
     payments,
     payroll_runs,
 )
@@ -131,11 +133,14 @@ def account_status(status: str) -> tuple[Any, Any]:
     return accounts.c.status == status, accounts.c.status.in_(pending)
 
 
-def due_kinds(conn: Connection, now: datetime, month: str) -> set[str]:
+def due_kinds(conn: Connection, now: datetime, month: str, daily_run: str | None = None) -> set[str]:
     """Which kinds of stored work are due at ``now``, in one cheap read.
 
     ``events``, ``cases``, ``account_requests`` (to send), ``account_answers`` (awaited),
-    ``payments``, ``sms``, ``replies``, and ``payroll`` when ``month`` has no run yet.
+    ``payments``, ``sms``, ``replies``, and ``payroll`` when ``month`` has no run yet. With
+    ``daily_run`` (payments go in runs: the label of today's daily run), ``payments`` is due
+    only while today's run is not made, and ``bank_reports`` while payments await the bank's
+    status or settlement.
     """
     def earliest(column: Any, *where: Any) -> Any:
         # The first due moment through the partial index, compared with ``now``: an EXISTS with
@@ -148,11 +153,18 @@ def due_kinds(conn: Connection, now: datetime, month: str) -> set[str]:
         "cases": earliest(cases.c.due_at),
         "account_requests": exists(select(accounts.c.fin).where(*account_status("requested"))),
         "account_answers": exists(select(accounts.c.fin).where(*account_status("sent"))),
-        "payments": earliest(payments.c.due_at, payments.c.status == "scheduled"),
+        "payments": earliest(payments.c.due_at, payments.c.status == "scheduled")
+        if daily_run is None
+        else and_(
+            earliest(payments.c.due_at, payments.c.status == "scheduled"),
+            ~exists(select(payment_runs.c.id).where(payment_runs.c.label == daily_run)),
+        ),
         "sms": earliest(notifications.c.due_at, notifications.c.status == "pending"),
         "replies": exists(select(inbound_sms.c.id).where(inbound_sms.c.status == "new")),
         "payroll": exists(select(payroll_runs.c.period).where(payroll_runs.c.period == month)),
     }
+    if daily_run is not None:
+        checks["bank_reports"] = exists(select(payment_runs.c.id).where(payment_runs.c.status == "sent"))
     row = conn.execute(select(*(q.label(name) for name, q in checks.items()))).one()._mapping
     due = {name for name in checks if row[name]}
     return due ^ {"payroll"}  # payroll is due when the month has *no* run yet
@@ -357,7 +369,9 @@ def end_rights(conn: Connection, stops: Sequence[dict[str, Any]], now: datetime)
 
     stamp = bulk._sqlite_time(now) if sqlite else now
     conn.exec_driver_sql(
-        f"UPDATE payments SET status = 'cancelled', reason = {mark} WHERE {later} AND status = 'scheduled'",
+        # Not yet at the bank: cancelled (a queued payment leaves its unsent run's file).
+        f"UPDATE payments SET status = 'cancelled', reason = {mark} WHERE {later} "
+        "AND status IN ('scheduled', 'queued', 'held', 'rejected')",
         [(e["ended_reason"], e["id"], day(e["end_date"])) for e in ended],
     )
     conn.exec_driver_sql(

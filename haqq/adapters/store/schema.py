@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -179,6 +180,8 @@ accounts = Table(
     Column("request_key", String(60), unique=True),
     Column("card_status", String(20), nullable=False),
     Column("refusal", Text),
+    # The account holder's name as the civil registry gives it (the creditor in bank files).
+    Column("holder", Text),
     Column("requested_at", TS),
     Column("answered_at", TS),
     Index(
@@ -204,12 +207,21 @@ payments = Table(
     Column("period_start", Date, nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("due_at", TS, nullable=False),
-    # scheduled (outbox) | accepted | rejected | cancelled
+    # See haqq.domain.payments: scheduled | queued | sent | accepted | rejected | held | cancelled
     Column("status", String(20), nullable=False),
     Column("iban", String(34)),
     Column("sent_at", TS),
     Column("sent_wall", TS),
     Column("reason", Text),
+    # case (scheduled when the right was assigned) | payroll (the monthly payroll)
+    Column("source", String(10), nullable=False, server_default="case"),
+    # The payment run that carries it and the attempt (a corrected retry is a new attempt);
+    # the two make its end-to-end id in bank files (haqq.domain.payments.end_to_end_id).
+    Column("run_id", ForeignKey("payment_runs.id"), index=True),
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    # The bank's ISO 20022 reason code of a rejection; when camt.054 confirmed settlement.
+    Column("reason_code", String(4)),
+    Column("settled_at", TS),
     UniqueConstraint("entitlement_id", "period"),
     Index(
         "ix_payments_due",
@@ -217,6 +229,57 @@ payments = Table(
         postgresql_where=text("status = 'scheduled'"),
         sqlite_where=text("status = 'scheduled'"),
     ),
+)
+
+#: Payment runs: a daily run of lump sums and arrears, a monthly payroll; each is previewed,
+#: approved (by two people above the threshold), sent once as pain.001 files per bank.
+payment_runs = Table(
+    "payment_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # "daily 2026-03-05" | "payroll 2026-03" | "retry 2026-03-05": one run per label.
+    Column("label", String(40), nullable=False, unique=True),
+    Column("kind", String(10), nullable=False),
+    # The requested execution date in the files.
+    Column("run_date", Date, nullable=False),
+    # draft | approved | sent | cancelled (haqq.domain.payments.RunStatus)
+    Column("status", String(20), nullable=False),
+    Column("payments", Integer, nullable=False),
+    Column("total", BigInteger, nullable=False),
+    # The approval threshold in force when the run was made (above it: two approvers).
+    Column("threshold", BigInteger, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("created_by", String(60), nullable=False),
+    # Random, made with the run: its files' names start with it, so they are unique at the bank.
+    Column("file_prefix", String(8), nullable=False),
+    Column("approved_by", String(60)),
+    Column("approved_at", TS),
+    Column("second_approved_by", String(60)),
+    Column("second_approved_at", TS),
+    Column("sent_by", String(60)),
+    Column("sent_at", TS),
+)
+
+#: Every bank file: pain.001 sent (out), pain.002 and camt.054 taken in (in). ``sha256`` makes a
+#: file received twice recognisable; the content is kept as evidence.
+payment_files = Table(
+    "payment_files",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("direction", String(3), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("bank", String(20), nullable=False),
+    Column("message_id", String(35), nullable=False),
+    Column("run_id", ForeignKey("payment_runs.id"), index=True),
+    # For a report: the message it reports on.
+    Column("original_message_id", String(35)),
+    Column("transactions", Integer, nullable=False),
+    Column("total", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("content", LargeBinary, nullable=False),
+    Column("at", TS, nullable=False),
+    Column("note", Text),
+    UniqueConstraint("direction", "kind", "message_id"),
 )
 
 recovery_claims = Table(
@@ -230,6 +293,10 @@ recovery_claims = Table(
     # open | returned | written_off
     Column("status", String(20), nullable=False),
     Column("created_at", TS, nullable=False),
+    # Who closed it, when, and why (a write-off always says why).
+    Column("closed_at", TS),
+    Column("closed_by", String(60)),
+    Column("note", Text),
 )
 
 notifications = Table(
