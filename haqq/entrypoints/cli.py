@@ -17,6 +17,7 @@ from haqq.domain.fin import check_fin
 from haqq.domain.money import format_azn
 from haqq.entrypoints import cli_serve, cli_sweep
 from haqq.entrypoints.cli_audit import audit_app
+from haqq.entrypoints.cli_bank import bank_app
 from haqq.entrypoints.cli_payments import payments_app
 from haqq.entrypoints.cli_registries import registries_app
 from haqq.entrypoints.cli_rules import rules_app
@@ -43,6 +44,7 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(registries_app, name="registries")
 app.add_typer(audit_app, name="audit")
 app.add_typer(payments_app, name="payments")
+app.add_typer(bank_app, name="bank")
 app.command("serve")(cli_serve.serve)
 app.add_typer(cli_serve.events_app, name="events")
 app.command("sweep")(cli_sweep.sweep_command)
@@ -377,6 +379,25 @@ def bench_pipeline(
         population=population, workers=workers, seed=seed, tick_days=tick_days, batch_size=batch_size,
         progress=not as_json, registries=registries,
     )
+    if as_json:
+        sys.stdout.write(json.dumps(figures) + "\n")
+    else:
+        for key, value in figures.items():
+            console.print(f"{key:>24}: {value}")
+
+
+@bench_app.command("payroll")
+def bench_payroll(
+    entitlements: Annotated[int, typer.Option(min=1, help="recurring entitlements paid")] = 1_000_000,
+    file_max: Annotated[int, typer.Option(min=1, help="payments per pain.001 file")] = 100_000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A monthly payroll from the store to validated pain.001 files, and how long it takes."""
+    from bench.payroll import run_bench
+
+    with progress_bar("payroll") as update:
+        figures = run_bench(entitlements_n=entitlements, file_max=file_max,
+                            progress=None if as_json else (lambda _stage, done, total: update(done, total)))
     if as_json:
         sys.stdout.write(json.dumps(figures) + "\n")
     else:

@@ -17,9 +17,10 @@ from haqq.adapters.bank.iso20022 import BankFileError
 from haqq.adapters.store.reconcile import Tally, reconcile
 from haqq.adapters.store.schema import payments, recovery_claims
 from haqq.bootstrap import Haqq, wall_clock
+from haqq.domain.errors import HaqqError
 from haqq.domain.money import format_azn
 from haqq.domain.payments import PaymentError, explain_reason
-from haqq.entrypoints.common import CountryOption, DbOption, console, fail
+from haqq.entrypoints.common import CountryOption, DbOption, console, err, fail
 from haqq.entrypoints.common import build_app as _build
 from haqq.pipeline import bank_reports, runs
 from haqq.pipeline.work import local_date
@@ -170,9 +171,10 @@ def send_cmd(
     now = wall_clock()
     try:
         with app.engine.begin() as conn:
-            files = runs.send(conn, run, app.bank, by=by, now=now, office=app.office())
+            files = runs.send(conn, run, by=by, now=now, office=app.office())
     except (PaymentError, BankFileError) as error:
         fail(str(error))
+    _deliver(app)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         for f in files:
@@ -184,6 +186,23 @@ def send_cmd(
         return
     for sent in files:
         console.print(f"sent {sent.name} to {sent.bank}: {sent.transactions:,} payments, {format_azn(sent.total)}")
+
+
+def _deliver(app: Haqq) -> int:
+    """Hand the bank what waits for it; a bank that fails leaves the files for the next try."""
+    try:
+        return runs.deliver(app.engine, app.bank, wall_clock)
+    except HaqqError as error:
+        err.print(f"[yellow]the bank did not take the files yet[/yellow] ({error}); they are kept, "
+                  "and the worker or 'haqq payments deliver' hands them over later")
+        return 0
+
+
+@payments_app.command("deliver")
+def deliver_cmd(database_url: DbOption = None, country: CountryOption = None) -> None:
+    """Hand the bank the files of sent runs it has not taken yet (the worker does this too)."""
+    app = _app(database_url, country)
+    console.print(f"{_deliver(app)} file(s) handed to the bank")
 
 
 def _import(app: Haqq, content: bytes, source: str) -> bank_reports.ImportResult:
@@ -209,23 +228,26 @@ def import_status(
 
 @payments_app.command("fetch")
 def fetch(database_url: DbOption = None, country: CountryOption = None, as_json: JsonOption = False) -> None:
-    """Take in the reports the bank has ready (the worker does this too)."""
+    """Take in the reports the bank has ready (the worker does this too). A report that cannot
+    be applied is kept with why, for a person, and not asked for again."""
     app = _app(database_url, country)
-    results = []
+    results: list[bank_reports.ImportResult] = []
+    refused: list[dict[str, str]] = []
     for f in app.bank.files(as_of=wall_clock()):
-        try:
-            with app.engine.begin() as conn:
-                results.append(bank_reports.import_file(conn, f.content, bank=app.bank.name, now=wall_clock()))
-        except BankFileError as error:
-            console.print(f"[red]refused[/red] {f.name}: {error}")
-            continue
+        with app.engine.begin() as conn:
+            taken = bank_reports.take(conn, f, bank=app.bank.name, now=wall_clock())
         app.bank.ack_files([f.name])
+        if isinstance(taken, bank_reports.ImportResult):
+            results.append(taken)
+        else:
+            refused.append({"file": f.name, "error": str(taken)})
+            err.print(f"[red]refused[/red] {f.name}: {taken}")
     if as_json:
-        print(json.dumps({"imported": [asdict(r) for r in results]}))
+        print(json.dumps({"imported": [asdict(r) for r in results], "refused": refused}))
         return
     for r in results:
         _print_import(r, False)
-    if not results:
+    if not results and not refused:
         console.print("no reports from the bank")
 
 

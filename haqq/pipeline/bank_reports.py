@@ -19,7 +19,7 @@ from datetime import datetime, time
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, delete, or_, select, update
 
 from haqq.adapters.bank.iso20022 import (
     BankFileError,
@@ -86,17 +86,23 @@ def _sample(ids: Sequence[str]) -> str:
 
 def _check_new(conn: Connection, content: bytes, kind: str, message_id: str) -> None:
     digest = hashlib.sha256(content).hexdigest()
-    seen = conn.execute(
-        select(payment_files.c.id, payment_files.c.at, payment_files.c.message_id).where(
+    found = conn.execute(
+        select(payment_files.c.id, payment_files.c.at, payment_files.c.message_id, payment_files.c.note).where(
             (payment_files.c.sha256 == digest)
             | and_(payment_files.c.direction == "in", payment_files.c.kind == kind,
                    payment_files.c.message_id == message_id)
         )
-    ).first()
+    ).all()
+    # A copy kept as refused applied nothing: it gives way to this import (and comes back if
+    # this one fails too, with the transaction).
+    refused = [r.id for r in found if (r.note or "").startswith("refused")]
+    if refused:
+        conn.execute(delete(payment_files).where(payment_files.c.id.in_(refused)))
+    seen = next((r for r in found if r.id not in refused), None)
     if seen is not None:
         raise DuplicateReport(
             f"{kind} {message_id} was imported already (file {seen.id}, message {seen.message_id}, "
-            f"{seen.at:%Y-%m-%d %H:%M}): nothing applied twice"
+            f"{seen.at.astimezone(BAKU):%Y-%m-%d %H:%M} Baku time): nothing applied twice"
         )
 
 
@@ -222,6 +228,7 @@ def import_status_report(conn: Connection, content: bytes, *, bank: str, now: da
     if rejected:
         bulk.update_rows(conn, payments, "id", rejected, only_if=sent)
     claims = claim_overpaid(conn, [a["id"] for a in accepted], now)
+    cancel_unowed(conn, [r["id"] for r in rejected])
     close_runs(conn, [run_id])
     file_id = _store(conn, content, "pain.002", bank, report.message_id, run_id,
                      report.original_message_id, len(outcomes), sum(r.amount for r in rows.values()), now)
@@ -259,6 +266,29 @@ def import_notification(conn: Connection, content: bytes, *, bank: str, now: dat
     file_id = _store(conn, content, "camt.054", bank, notice.message_id, None, None, len(ours),
                      sum(e.amount_minor for e in ours), now)
     return ImportResult(file_id, "camt.054", notice.message_id, 0, 0, len(settle), unchanged, claims, validated)
+
+
+def cancel_unowed(conn: Connection, ids: Sequence[int]) -> int:
+    """Cancel rejected payments of periods after their entitlement ended (the stop came while
+    they were at the bank): not owed, so never retried."""
+    cancelled: list[dict[str, Any]] = []
+    for part in chunks(sorted(ids)):
+        for row in conn.execute(
+            select(payments.c.id, entitlements.c.ended_reason)
+            .join(entitlements, entitlements.c.id == payments.c.entitlement_id)
+            .where(
+                payments.c.id.in_(part),
+                payments.c.status == PaymentStatus.REJECTED.value,
+                payments.c.period != "lump",
+                entitlements.c.end_date.is_not(None),
+                payments.c.period_start > entitlements.c.end_date,
+            )
+        ):
+            cancelled.append({"status": PaymentStatus.CANCELLED.value,
+                              "reason": row.ended_reason or "entitlement ended", "id": row.id})
+    if cancelled:
+        bulk.update_rows(conn, payments, "id", cancelled, only_if={"status": PaymentStatus.REJECTED.value})
+    return len(cancelled)
 
 
 def close_runs(conn: Connection, run_ids: Iterable[int | None]) -> int:
@@ -302,12 +332,13 @@ def import_file(conn: Connection, content: bytes, *, bank: str, now: datetime) -
     )
 
 
-def take(conn: Connection, report: BankFile, *, bank: str, now: datetime) -> int:
+def take(conn: Connection, report: BankFile, *, bank: str, now: datetime) -> ImportResult | BankFileError:
     """Apply a report the bank delivered, in a savepoint; one that cannot be applied is kept
-    with why (for a person) instead of stopping the office. Returns the payments it changed."""
+    with why (for a person) instead of stopping the office. Either way the bank may be told it
+    was taken: returns what was applied, or why it was refused."""
     try:
         with conn.begin_nested():
-            result = import_file(conn, report.content, bank=bank, now=now)
+            return import_file(conn, report.content, bank=bank, now=now)
     except BankFileError as error:
         log.error("bank report refused", file=report.name, kind=report.kind, error=str(error))
         digest = hashlib.sha256(report.content).hexdigest()
@@ -315,5 +346,4 @@ def take(conn: Connection, report: BankFile, *, bank: str, now: datetime) -> int
             store_file(conn, direction="in", kind=report.kind, bank=bank, name=report.name[:35],
                        content=report.content, transactions=0, total=0, at=now,
                        note=f"refused: {error}")
-        return 0
-    return result.accepted + result.rejected + result.settled
+        return error

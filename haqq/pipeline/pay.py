@@ -1,7 +1,8 @@
 """Pay: schedule the payments of an assigned entitlement (sent later by dispatch).
 
 A lump sum is one payment. A monthly entitlement is paid from its start month, the first month
-pro rata (half up), up to the current month; later months come from the payroll. The unique key
+pro rata (half up), up to the current month (the later of the case's moment and the worker's);
+later months come from the payroll. The unique key
 (entitlement, period) makes a second payment for the same period impossible.
 """
 
@@ -82,7 +83,9 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
             rows.append(payment_row(case.id, case.beneficiary_fin, case.program.id, "lump",
                                     start, amount, case.at, iban))
         else:
-            for first in months(start, local_date(case.at)):
+            # Up to this month, not only up to the case's moment: a payroll that ran while the
+            # entitlement waited (for the account) did not pay it the months since.
+            for first in months(start, local_date(max(case.at, ctx.now))):
                 part = first_month_amount(amount, start) if first <= start else amount
                 rows.append(payment_row(case.id, case.beneficiary_fin, case.program.id,
                                         first.strftime("%Y-%m"), max(first, start), part,

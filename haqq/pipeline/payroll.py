@@ -7,8 +7,10 @@ NOT EXISTS guard make a re-run harmless.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Connection, and_, exists, insert, literal, or_, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from haqq.adapters.store.repository import insert_ignore, skip_locked
 from haqq.adapters.store.schema import TS, accounts, entitlements, payments, payroll_runs
@@ -50,19 +52,31 @@ def run_month(conn: Connection, period: date, now: datetime) -> int | None:
         .select_from(e.outerjoin(accounts, accounts.c.fin == e.c.fin))
         .where(
             e.c.schedule == "monthly",
-            e.c.status == "active",
+            # An entitlement ended this month (a death, a status ended) is still owed the month.
+            e.c.status.in_(("active", "ended")),
             e.c.start_date < period,
             or_(e.c.end_date.is_(None), e.c.end_date >= period),
-            ~exists().where(and_(payments.c.entitlement_id == e.c.id, payments.c.period == label)),
         )
     )
-    result = conn.execute(
-        insert(payments).from_select(
-            ["key", "entitlement_id", "case_id", "fin", "program_id", "period", "period_start",
-             "amount", "due_at", "status", "iban", "source"],
-            query,
+    columns = ["key", "entitlement_id", "case_id", "fin", "program_id", "period", "period_start",
+               "amount", "due_at", "status", "iban", "source"]
+    if conn.dialect.name == "postgresql":
+        # The unique (entitlement, period) key skips a month already paid. A NOT EXISTS on the
+        # table being filled can be planned as a scan of it per row, quadratic in the payroll.
+        stmt: Any = pg_insert(payments).from_select(columns, query).on_conflict_do_nothing(
+            index_elements=["entitlement_id", "period"]
         )
-    )
-    count = max(result.rowcount or 0, 0)
+    else:
+        stmt = insert(payments).from_select(columns, query.where(
+            ~exists().where(and_(payments.c.entitlement_id == e.c.id, payments.c.period == label))
+        ))
+    if conn.dialect.name == "postgresql":
+        # Through the driver: SQLAlchemy reports no row count for INSERT … SELECT on psycopg
+        # (the values are a date and an aware time, which psycopg binds as they are).
+        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        count = conn.exec_driver_sql(str(compiled), compiled.params).rowcount
+    else:
+        count = conn.execute(stmt).rowcount
+    count = max(count or 0, 0)
     insert_ignore(conn, payroll_runs, [{"period": label, "run_at": now, "payments": count}], ["period"])
     return count

@@ -7,9 +7,10 @@ threshold), and sent once: one ``pain.001.001.09`` file per bank (and per ``file
 transactions), each payment under an end-to-end id stable across re-sends. A payment that cannot
 go into a file (no account, an IBAN failing its checksum) is held for a person instead.
 
-Sending is crash-safe: the files and the payments' new state are written in the transaction that
-hands the files to the bank; a crash before the commit sends the same file names again, which
-the bank ignores, and the same end-to-end ids, which it never pays twice.
+Sending is crash-safe: the files and the payments' new state are committed first, and the files
+handed to the bank after (an outbox): a crash before the commit leaves nothing at the bank, one
+after it leaves files that are delivered again under the same names, which the bank ignores
+once it has them; and an end-to-end id is never paid twice.
 """
 
 from __future__ import annotations
@@ -18,15 +19,26 @@ import gzip
 import hashlib
 import secrets
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, literal_column, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 
 from haqq.adapters.bank.iso20022 import CreditTransfer, Debtor, PaymentRun, credit_transfer_file
 from haqq.adapters.store import bulk
-from haqq.adapters.store.schema import accounts, payment_files, payment_runs, payments
+from haqq.adapters.store.schema import accounts, entitlements, payment_files, payment_runs, payments
 from haqq.domain.iban import iban_is_valid, make_iban
 from haqq.domain.payments import (
     PaymentStateError,
@@ -254,7 +266,7 @@ def summary(conn: Connection, run_id: int) -> RunSummary:
     row = _run_row(conn, run_id)
     p = payments
     programs = {
-        r.program_id: (r.n, r.total)
+        r.program_id: (int(r.n), int(r.total))
         for r in conn.execute(
             select(p.c.program_id, func.count().label("n"), func.sum(p.c.amount).label("total"))
             .where(p.c.run_id == run_id).group_by(p.c.program_id)
@@ -267,8 +279,8 @@ def summary(conn: Connection, run_id: int) -> RunSummary:
     for iban, n, total in conn.execute(
         select(code, func.count(), func.sum(p.c.amount)).where(p.c.run_id == run_id).group_by(code)
     ):
-        banks[iban or "?"][0] += n
-        banks[iban or "?"][1] += total
+        banks[iban or "?"][0] += int(n)
+        banks[iban or "?"][1] += int(total)
     return RunSummary(
         row.id, row.label, row.kind, row.run_date, row.status, row.payments, row.total,
         _approvers(row), approvals_needed(row.total, row.threshold), programs,
@@ -373,16 +385,18 @@ def store_file(
     ).scalar_one())
 
 
-def send(
-    conn: Connection, run_id: int, bank: Bank, *, by: str, now: datetime, office: Office,
-) -> list[OutFile]:
-    """Send an approved run, once: its files go to the partner bank."""
+def send(conn: Connection, run_id: int, *, by: str, now: datetime, office: Office) -> list[OutFile]:
+    """Send an approved run, once: its files are written and kept, its payments marked sent.
+
+    The files are handed to the bank after this commits (:func:`deliver`): a crash before the
+    commit leaves nothing at the bank, one after it leaves files waiting for delivery, which is
+    retried under the same names until the bank has them (it ignores a name it has seen)."""
     row = _run_row(conn, run_id, lock=True)
     status = RunStatus(row.status)
-    if status is RunStatus.SENT:
+    if status is RunStatus.SENT or status is RunStatus.CLOSED:
         raise RunStateError(
-            f"payment run {row.label} was sent at {row.sent_at:%Y-%m-%d %H:%M} by {row.sent_by}: "
-            "a run is never sent twice"
+            f"payment run {row.label} was sent at {row.sent_at.astimezone(BAKU):%Y-%m-%d %H:%M} "
+            f"Baku time by {row.sent_by}: a run is never sent twice"
         )
     if status is RunStatus.DRAFT:
         needed = approvals_needed(row.total, row.threshold)
@@ -402,9 +416,42 @@ def send(
     )
     conn.execute(update(payment_runs).where(payment_runs.c.id == run_id).values(
         status=RunStatus.SENT.value, sent_by=by, sent_at=now))
-    for f in files:
-        bank.send_file(f.name, f.content, at=now)
     return files
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    id: int
+    name: str
+    bank: str
+    at: datetime
+    content: bytes
+
+
+def undelivered(conn: Connection, limit: int = 100) -> list[Undelivered]:
+    """Files recorded as sent that the bank has not taken yet, oldest first."""
+    f = payment_files
+    rows = conn.execute(
+        select(f.c.id, f.c.message_id, f.c.bank, f.c.at, f.c.content)
+        .where(f.c.direction == "out", f.c.delivered_at.is_(None)).order_by(f.c.id).limit(limit)
+    ).all()
+    return [Undelivered(r.id, r.message_id, r.bank, r.at, gzip.decompress(r.content)) for r in rows]
+
+
+def mark_delivered(conn: Connection, file_id: int, at: datetime) -> None:
+    conn.execute(update(payment_files).where(payment_files.c.id == file_id).values(delivered_at=at))
+
+
+def deliver(engine: Engine, bank: Bank, wall: Callable[[], datetime]) -> int:
+    """Hand the bank every file waiting for it, each recorded as delivered once it took it;
+    returns how many. A failure stops here: the rest wait for the next try."""
+    with engine.connect() as conn:
+        waiting = undelivered(conn)
+    for f in waiting:
+        bank.send_file(f.name, f.content, at=f.at)
+        with engine.begin() as conn:
+            mark_delivered(conn, f.id, wall())
+    return len(waiting)
 
 
 def retry(
@@ -416,6 +463,14 @@ def retry(
     if row is None:
         raise PaymentStateError(f"no payment {payment_id}")
     check_payment(str(payment_id), PaymentStatus(row.status), PaymentStatus.SCHEDULED)
+    ended = conn.execute(
+        select(entitlements.c.end_date).where(entitlements.c.id == row.entitlement_id)
+    ).scalar_one_or_none()
+    if row.period != "lump" and ended is not None and row.period_start > ended:
+        raise PaymentStateError(
+            f"payment {payment_id} is for {row.period}, after its entitlement ended on {ended}: "
+            "it is not owed"
+        )
     new_iban = iban or row.iban
     reason = _hold_reason(new_iban)
     if reason is not None:

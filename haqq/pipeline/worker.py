@@ -57,6 +57,14 @@ STEPS: Sequence[tuple[frozenset[CaseState], Callable[[Sequence[CaseWork], StepCo
 )
 
 
+def _office_lock(conn: Connection) -> bool:
+    """On PostgreSQL, one worker at a time does the payment office's work (a transaction lock);
+    the others leave it. On SQLite only shard 0 does it."""
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(hashtext('haqq payment office'))")).scalar_one())
+
+
 @dataclass
 class Worker:
     engine: Engine
@@ -365,25 +373,41 @@ class Worker:
         acks: list[str] = []
         n = 0
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql" and not conn.execute(
-                text("SELECT pg_try_advisory_xact_lock(hashtext('haqq payment office'))")
-            ).scalar_one():
+            if not _office_lock(conn):
                 return 0
             at = self.wall()
             if "payments" in due and office.automatic and not runs.daily_run_made(conn, local_date(now)):
                 for run in runs.make_runs(conn, now, at, by=office.automatic, office=office):
                     for k in range(run.needed):
                         runs.approve(conn, run.id, by=office.automatic + ("" if k == 0 else f" #{k + 1}"), now=at)
-                    runs.send(conn, run.id, self.bank, by=office.automatic, now=now, office=office)
+                    runs.send(conn, run.id, by=office.automatic, now=now, office=office)
                     n += self._count("payment_runs", 1) + self._count("payments", run.payments)
-            if "bank_files" in due:
+        # The files go to the bank once the runs are committed (an outbox: a file not yet
+        # delivered is delivered again, under its name, until the bank has it).
+        n += self._count("bank_files_sent", self._deliver())
+        with self.engine.begin() as conn:
+            at = self.wall()
+            if "bank_files" in due and _office_lock(conn):
                 for f in self.bank.files(as_of=now):
                     acks.append(f.name)
-                    n += self._count("bank_reports", bank_reports.take(conn, f, bank=self.bank.name, now=at))
+                    taken = bank_reports.take(conn, f, bank=self.bank.name, now=at)
+                    if isinstance(taken, bank_reports.ImportResult):
+                        n += self._count("bank_reports", taken.accepted + taken.rejected + taken.settled)
+                    n += 1  # a report taken in, or kept as refused: work done either way
             messagelog.append(conn, self._drain())
         if acks:
             self.bank.ack_files(acks)
         return n
+
+    def _deliver(self) -> int:
+        with self.engine.connect() as conn:
+            waiting = runs.undelivered(conn)
+        for f in waiting:
+            self.bank.send_file(f.name, f.content, at=f.at)
+            with self.engine.begin() as conn:
+                runs.mark_delivered(conn, f.id, self.wall())
+                messagelog.append(conn, self._drain())
+        return len(waiting)
 
     def run_once(self) -> int:
         """One round of every kind of work due now; returns how much was done."""
@@ -394,7 +418,8 @@ class Worker:
             ("cases", {"cases"}, lambda: self.advance_cases(now)),
             ("dispatch", {"accounts", "payments", "sms", "inbound", "replies"}, lambda: self.dispatch(now, due)),
             ("payroll", {"payroll"}, lambda: self.run_payroll(now)),
-            ("office", {"payments", "bank_files"} if self.office else set(), lambda: self.run_office(now, due)),
+            ("office", {"payments", "bank_files", "deliveries"} if self.office else set(),
+             lambda: self.run_office(now, due)),
         ]
         # What one unit creates is due for the next at once: new cases after events, outbox
         # rows after cases. Saying so saves a round per step.

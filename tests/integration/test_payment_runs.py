@@ -125,13 +125,17 @@ def test_a_run_needs_two_approvers_above_the_threshold_is_sent_once_and_reconcil
     office = app.office()
     with app.engine.begin() as conn:
         with pytest.raises(RunStateError, match="not approved"):
-            runs.send(conn, run_id, app.bank, by="clerk", now=AFTER, office=office)
+            runs.send(conn, run_id, by="clerk", now=AFTER, office=office)
         assert runs.approve(conn, run_id, by="ana", now=AFTER).status == "draft"
     with app.engine.begin() as conn, pytest.raises(ApprovalError, match="second person"):
         runs.approve(conn, run_id, by="ana", now=AFTER)
     with app.engine.begin() as conn:
         assert runs.approve(conn, run_id, by="bob", now=AFTER).status == "approved"
-        files = runs.send(conn, run_id, app.bank, by="clerk", now=AFTER, office=office)
+        files = runs.send(conn, run_id, by="clerk", now=AFTER, office=office)
+    # Recorded as sent first, then handed to the bank (an outbox).
+    assert app.bank.files(as_of=AFTER + timedelta(days=3)) == []
+    assert runs.deliver(app.engine, app.bank, lambda: AFTER) == 1
+    assert runs.deliver(app.engine, app.bank, lambda: AFTER) == 0
     assert [(f.transactions, f.total) for f in files] == [(n, total)]
     assert validate(files[0].content, "pain.001.001.09", xsd)
     sent = credit_transfer_initiation(files[0].content)
@@ -140,7 +144,7 @@ def test_a_run_needs_two_approvers_above_the_threshold_is_sent_once_and_reconcil
     )
     assert all(t.creditor_name and not t.creditor_name.startswith("FIN") for t in sent.transfers)
     with app.engine.begin() as conn, pytest.raises(RunStateError, match="never sent twice"):
-        runs.send(conn, run_id, app.bank, by="clerk", now=AFTER, office=office)
+        runs.send(conn, run_id, by="clerk", now=AFTER, office=office)
     assert statuses(app.engine) == {"sent": n}
 
     # The bank's status report comes first, its notification of the booking a day later.
@@ -170,7 +174,8 @@ def test_a_rejected_payment_goes_back_to_a_person_and_is_retried_as_a_new_attemp
         conn.execute(update(payments).where(payments.c.id == target["id"]).values(iban=unknown))
         (run,) = runs.make_runs(conn, AFTER, AFTER, by="clerk", office=app.office())
         runs.approve(conn, run.id, by="ana", now=AFTER)
-        runs.send(conn, run.id, app.bank, by="ana", now=AFTER, office=app.office())
+        runs.send(conn, run.id, by="ana", now=AFTER, office=app.office())
+    runs.deliver(app.engine, app.bank, lambda: AFTER)
     take_reports(app, AFTER + timedelta(hours=3))
     (rejected,) = rows(app.engine, payments, payments.c.status == "rejected")
     assert rejected["id"] == target["id"] and rejected["reason_code"] == "AC01"
@@ -181,7 +186,8 @@ def test_a_rejected_payment_goes_back_to_a_person_and_is_retried_as_a_new_attemp
         runs.retry(conn, target["id"], iban=target["iban"], by="ana", now=AFTER)
         (again,) = runs.make_runs(conn, AFTER + timedelta(days=1), AFTER, by="clerk", office=app.office())
         runs.approve(conn, again.id, by="ana", now=AFTER)
-        files = runs.send(conn, again.id, app.bank, by="ana", now=AFTER + timedelta(days=1), office=app.office())
+        files = runs.send(conn, again.id, by="ana", now=AFTER + timedelta(days=1), office=app.office())
+    runs.deliver(app.engine, app.bank, lambda: AFTER)
     assert [t.end_to_end_id for t in credit_transfer_initiation(files[0].content).transfers] == [
         end_to_end_id(target["entitlement_id"], target["period"], 1)
     ]
@@ -213,7 +219,8 @@ def test_bad_reports_are_refused_whole(store_url: str, country_file: Path, birth
     with app.engine.begin() as conn:
         (run,) = runs.make_runs(conn, AFTER, AFTER, by="clerk", office=app.office())
         runs.approve(conn, run.id, by="ana", now=AFTER)
-        runs.send(conn, run.id, app.bank, by="ana", now=AFTER, office=app.office())
+        runs.send(conn, run.id, by="ana", now=AFTER, office=app.office())
+    runs.deliver(app.engine, app.bank, lambda: AFTER)
     name = credit_transfer_initiation(sent_file(app)).message_id
     ours = [end_to_end_id(p["entitlement_id"], p["period"], 0) for p in rows(app.engine, payments)]
     assert len(ours) >= 3

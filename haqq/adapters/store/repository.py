@@ -34,6 +34,7 @@ from haqq.adapters.store.schema import (
     events,
     inbound_sms,
     notifications,
+    payment_files,
     payment_runs,
     payments,
     payroll_runs,
@@ -139,8 +140,8 @@ def due_kinds(conn: Connection, now: datetime, month: str, daily_run: str | None
     ``events``, ``cases``, ``account_requests`` (to send), ``account_answers`` (awaited),
     ``payments``, ``sms``, ``replies``, and ``payroll`` when ``month`` has no run yet. With
     ``daily_run`` (payments go in runs: the label of today's daily run), ``payments`` is due
-    only while today's run is not made, and ``bank_reports`` while payments await the bank's
-    status or settlement.
+    only while today's run is not made, ``bank_reports`` while payments await the bank's status
+    or settlement, and ``deliveries`` while sent files wait to be handed to the bank.
     """
     def earliest(column: Any, *where: Any) -> Any:
         # The first due moment through the partial index, compared with ``now``: an EXISTS with
@@ -165,6 +166,8 @@ def due_kinds(conn: Connection, now: datetime, month: str, daily_run: str | None
     }
     if daily_run is not None:
         checks["bank_reports"] = exists(select(payment_runs.c.id).where(payment_runs.c.status == "sent"))
+        checks["deliveries"] = exists(select(payment_files.c.id).where(
+            payment_files.c.direction == "out", payment_files.c.delivered_at.is_(None)))
     row = conn.execute(select(*(q.label(name) for name, q in checks.items()))).one()._mapping
     due = {name for name in checks if row[name]}
     return due ^ {"payroll"}  # payroll is due when the month has *no* run yet

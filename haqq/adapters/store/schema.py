@@ -278,6 +278,8 @@ payment_files = Table(
     Column("sha256", String(64), nullable=False, unique=True),
     Column("content", LargeBinary, nullable=False),
     Column("at", TS, nullable=False),
+    # For a file out: when the bank took it (None: recorded as sent, not yet handed over).
+    Column("delivered_at", TS),
     Column("note", Text),
     UniqueConstraint("direction", "kind", "message_id"),
 )

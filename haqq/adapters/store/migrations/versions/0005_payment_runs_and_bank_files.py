@@ -52,6 +52,7 @@ def upgrade() -> None:
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('content', sa.LargeBinary(), nullable=False),
     sa.Column('at', haqq.adapters.store.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', haqq.adapters.store.schema.UtcDateTime(timezone=True), nullable=True),
     sa.Column('note', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['run_id'], ['payment_runs.id'], name=op.f('fk_payment_files_run_id_payment_runs')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payment_files')),
