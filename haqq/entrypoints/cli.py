@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ import typer
 from rich.table import Table
 
 from haqq.adapters.store import db, reports
+from haqq.adapters.store.reconcile import reconcile
 from haqq.domain.errors import HaqqError
 from haqq.domain.fin import check_fin
 from haqq.domain.money import format_azn
@@ -280,6 +282,14 @@ def demo(
     _replay_and_summarise(app_, year, workers, tick_days, batch_size=1000)
     with app_.engine.connect() as conn:
         examples = reports.examples(conn)
+        money = reconcile(conn)
+    kinds = Counter(label.split()[0] for label in money.runs if label != "(not in a run)")
+    t = money.total
+    console.print(
+        f"payment runs {sum(kinds.values()):,} ({kinds.get('daily', 0):,} daily, {kinds.get('payroll', 0):,} payroll): "
+        f"paid {t.accepted[0]:,} = {format_azn(t.accepted[1])} (settled {t.settled[0]:,}), "
+        f"rejected {t.rejected[0]:,}, still open {t.open[0]:,}, cancelled by a stop {t.cancelled[0]:,}"
+    )
     console.print("\nLook at one person with [bold]haqq person FIN[/bold], for example:")
     for fin, what in examples:
         console.print(f"  haqq person {fin}   # {what}")
@@ -289,6 +299,8 @@ def demo(
         console.print(f"  haqq rules explain {disabled} disability_payment --date {year}-12-31 --as-new --lang az")
     console.print(f"  haqq rules test   ·   haqq sweep --date {year}-12-31   ·   "
                   "haqq rules whatif --set child_care_allowance.income_per_member_threshold=30000")
+    console.print("\nThe money, run by run, in the bank's ISO 20022 files:")
+    console.print("  haqq payments list   ·   haqq payments reconcile   ·   haqq payments rejected")
     console.print("\nEvery message exchanged with the registries, the bank and the gateway, hash-chained:")
     console.print("  haqq audit verify   ·   haqq serve   # then /datatracker/v3/findUsage?userCode=FIN: who looked at a person's data")
 

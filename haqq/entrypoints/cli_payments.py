@@ -11,9 +11,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from haqq.adapters.bank.iso20022 import BankFileError
+from haqq.adapters.store import messagelog
 from haqq.adapters.store.reconcile import Tally, reconcile
 from haqq.adapters.store.schema import payments, recovery_claims
 from haqq.bootstrap import Haqq, wall_clock
@@ -23,13 +24,17 @@ from haqq.domain.payments import PaymentError, explain_reason
 from haqq.entrypoints.common import CountryOption, DbOption, console, err, fail
 from haqq.entrypoints.common import build_app as _build
 from haqq.pipeline import bank_reports, runs
+from haqq.pipeline.exchanges import LoggedBank
 from haqq.pipeline.work import local_date
+from haqq.ports import Exchange
 
 payments_app = typer.Typer(help="The payment office: runs, approvals, bank files, reconciliation.",
                            no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 ByOption = Annotated[str, typer.Option("--by", help="Who does this (kept with the run).")]
+#: How many runs the reconciliation's table shows.
+RUNS_SHOWN = 30
 
 
 def _app(database_url: str | None, country: Path | None) -> Haqq:
@@ -190,8 +195,15 @@ def send_cmd(
 
 def _deliver(app: Haqq) -> int:
     """Hand the bank what waits for it; a bank that fails leaves the files for the next try."""
+    notes: list[Exchange] = []
+    bank = LoggedBank(app.bank, notes, wall_clock)
+
+    def log(conn: Connection) -> None:
+        messagelog.append(conn, list(notes))
+        notes.clear()
+
     try:
-        return runs.deliver(app.engine, app.bank, wall_clock)
+        return runs.deliver(app.engine, bank, wall_clock, log)
     except HaqqError as error:
         err.print(f"[yellow]the bank did not take the files yet[/yellow] ({error}); they are kept, "
                   "and the worker or 'haqq payments deliver' hands them over later")
@@ -284,8 +296,12 @@ def reconcile_cmd(
         print(json.dumps(r.as_dict()))
         return
     columns = ("", "status", "all", "sent", "accepted (paid)", "rejected", "settled", "open")
-    table = Table(*columns, title="per run")
-    for label, tally in sorted(r.runs.items()):
+    # The latest runs (by their date); --json has them all, --run one.
+    by_date = sorted(r.runs.items(), key=lambda item: (item[0].partition(" ")[2], item[0]))
+    shown = by_date[-RUNS_SHOWN:]
+    table = Table(*columns, title="per run" + (f" (the latest {len(shown)} of {len(by_date)})"
+                                                if len(shown) < len(by_date) else ""))
+    for label, tally in shown:
         table.add_row(*_tally_row(label, tally, r.run_status.get(label, "")))
     console.print(table)
     table = Table(*columns, title="per program")

@@ -442,15 +442,21 @@ def mark_delivered(conn: Connection, file_id: int, at: datetime) -> None:
     conn.execute(update(payment_files).where(payment_files.c.id == file_id).values(delivered_at=at))
 
 
-def deliver(engine: Engine, bank: Bank, wall: Callable[[], datetime]) -> int:
-    """Hand the bank every file waiting for it, each recorded as delivered once it took it;
-    returns how many. A failure stops here: the rest wait for the next try."""
+def deliver(
+    engine: Engine, bank: Bank, wall: Callable[[], datetime],
+    also: Callable[[Connection], object] | None = None,
+) -> int:
+    """Hand the bank every file waiting for it, each recorded as delivered once it took it
+    (with ``also``, in the same transaction: the message log's entry); returns how many. A
+    failure stops here: the rest wait for the next try."""
     with engine.connect() as conn:
         waiting = undelivered(conn)
     for f in waiting:
         bank.send_file(f.name, f.content, at=f.at)
         with engine.begin() as conn:
             mark_delivered(conn, f.id, wall())
+            if also is not None:
+                also(conn)
     return len(waiting)
 
 

@@ -400,14 +400,8 @@ class Worker:
         return n
 
     def _deliver(self) -> int:
-        with self.engine.connect() as conn:
-            waiting = runs.undelivered(conn)
-        for f in waiting:
-            self.bank.send_file(f.name, f.content, at=f.at)
-            with self.engine.begin() as conn:
-                runs.mark_delivered(conn, f.id, self.wall())
-                messagelog.append(conn, self._drain())
-        return len(waiting)
+        return runs.deliver(self.engine, self.bank, self.wall,
+                            lambda conn: messagelog.append(conn, self._drain()))
 
     def run_once(self) -> int:
         """One round of every kind of work due now; returns how much was done."""
