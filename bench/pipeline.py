@@ -85,6 +85,7 @@ def run_bench(
     batch_size: int,
     progress: bool,
     registries: str = "xroad",
+    payments: str = "runs",
 ) -> dict[str, Any]:
     source = cached_country(population, seed)
     with tempfile.TemporaryDirectory(prefix="haqq-bench-") as tmp, ExitStack() as stack:
@@ -96,7 +97,7 @@ def run_bench(
             xroad_url = os.environ.get("HAQQ_XROAD_URL") or stack.enter_context(serve_registries(country))
         app = build(Settings(
             database_url=url, country=country, seed=seed, batch_size=batch_size,
-            registries=registries, xroad_url=xroad_url,
+            registries=registries, xroad_url=xroad_url, payments=payments,
         ))
         db.upgrade(app.engine)
         reset_store(app)
@@ -116,6 +117,7 @@ def run_bench(
         "store": app.engine.dialect.name,
         "workers": workers,
         "registries": registries,
+        "payments": payments,
         "tick_days": tick_days,
         "population": population,
         "events": result.events,

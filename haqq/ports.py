@@ -193,6 +193,10 @@ class Bank(Protocol):
         oldest first."""
         ...
 
+    def ready_files(self, *, as_of: datetime) -> Sequence[str]:
+        """The names of the reports :meth:`files` would return (a cheap look, no content)."""
+        ...
+
     def ack_files(self, names: Sequence[str]) -> None:
         """Acknowledge reports taken in; they are not returned again."""
         ...

@@ -110,7 +110,7 @@ def due_work(app: Haqq, now: datetime) -> bool:
     # Answers the outside world holds for haqq: the simulated bank's and citizens'.
     if sent and any(a.status != "pending" for a in app.bank.account_answers(sent, as_of=now).values()):
         return True
-    if "bank_reports" in due and app.bank.files(as_of=now):
+    if "bank_reports" in due and app.bank.ready_files(as_of=now):
         return True
     return bool(app.sms.inbound(as_of=now, limit=1))
 

@@ -382,6 +382,9 @@ def bench_pipeline(
     registries: Annotated[
         str, typer.Option(help="simulated (direct calls), xroad (X-Road in-process) or http (X-Road over HTTP)")
     ] = "xroad",
+    payments: Annotated[
+        str, typer.Option(help="runs (payment runs as ISO 20022 files, the default) or direct (batch transfers)")
+    ] = "runs",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Replay the synthetic year through the full pipeline and measure it."""
@@ -389,7 +392,7 @@ def bench_pipeline(
 
     figures = run_bench(
         population=population, workers=workers, seed=seed, tick_days=tick_days, batch_size=batch_size,
-        progress=not as_json, registries=registries,
+        progress=not as_json, registries=registries, payments=payments,
     )
     if as_json:
         sys.stdout.write(json.dumps(figures) + "\n")

@@ -24,6 +24,8 @@ from sqlalchemy import Connection, and_, delete, or_, select, update
 from haqq.adapters.bank.iso20022 import (
     BankFileError,
     MalformedBankFile,
+    Notification,
+    StatusReport,
     debit_credit_notification,
     payment_status_report,
 )
@@ -117,11 +119,12 @@ def _payments(conn: Connection, e2e_ids: Iterable[str], what: str) -> dict[str, 
         else:
             wanted[(parsed[0], parsed[1])] = (e2e, parsed[2])
     found: dict[str, Any] = {}
+    periods = sorted({period for _, period in wanted})
     for part in chunks(sorted({entitlement for entitlement, _ in wanted})):
         for row in conn.execute(
             select(payments.c.id, payments.c.entitlement_id, payments.c.period, payments.c.attempt,
                    payments.c.status, payments.c.amount, payments.c.run_id)
-            .where(payments.c.entitlement_id.in_(part))
+            .where(payments.c.entitlement_id.in_(part), payments.c.period.in_(periods))
         ):
             hit = wanted.get((row.entitlement_id, row.period))
             if hit is not None and row.attempt == hit[1]:
@@ -135,18 +138,14 @@ def _payments(conn: Connection, e2e_ids: Iterable[str], what: str) -> dict[str, 
     return found
 
 
-def _sent_in(conn: Connection, original: str) -> tuple[int | None, list[str]]:
-    """The run and the end-to-end ids of a pain.001 haqq sent (None, []: never sent)."""
-    row = conn.execute(
-        select(payment_files.c.run_id, payment_files.c.content).where(
+def _sent_in(conn: Connection, original: str) -> Any:
+    """The pain.001 haqq sent under this name: its run, its count and content (None: never)."""
+    return conn.execute(
+        select(payment_files.c.run_id, payment_files.c.transactions, payment_files.c.content).where(
             payment_files.c.direction == "out", payment_files.c.kind == "pain.001",
             payment_files.c.message_id == original,
         )
     ).first()
-    if row is None:
-        return None, []
-    sent = credit_transfer_initiation(gzip.decompress(row.content))
-    return row.run_id, [t.end_to_end_id for t in sent.transfers]
 
 
 def claim_overpaid(conn: Connection, ids: Sequence[int], now: datetime) -> int:
@@ -176,31 +175,33 @@ def claim_overpaid(conn: Connection, ids: Sequence[int], now: datetime) -> int:
     return made
 
 
-def import_status_report(conn: Connection, content: bytes, *, bank: str, now: datetime) -> ImportResult:
-    validated = validate(content, "pain.002.001.10")
-    report = payment_status_report(content)
+def _apply_status_report(
+    conn: Connection, content: bytes, validated: bool, report: StatusReport, *, bank: str, now: datetime
+) -> ImportResult:
     what = f"status report {report.message_id}"
     _check_new(conn, content, "pain.002", report.message_id)
-    run_id, sent_ids = _sent_in(conn, report.original_message_id)
-    if run_id is None:
+    sent = _sent_in(conn, report.original_message_id)
+    if sent is None:
         raise UnknownPayments(
             f"{what} reports on {report.original_message_id}, a file haqq never sent; nothing applied"
         )
+    run_id = sent.run_id
     outcomes: dict[str, tuple[str, str | None, str | None]] = {
         t.end_to_end_id: (t.status, t.reason_code, t.additional_info) for t in report.transactions
     }
     group = report.payment_info_status or report.group_status
-    if group in ACCEPTED | REJECTED:
-        # A status for the whole file holds for each payment the report does not name.
-        for e2e in sent_ids:
-            outcomes.setdefault(e2e, (group, report.group_reason_code, None))
-    stray = sorted(set(outcomes) - set(sent_ids))
+    if group in ACCEPTED | REJECTED and len(outcomes) < sent.transactions:
+        # A status for the whole file holds for each payment the report does not name (only
+        # then is the file read again, for the payments it carried).
+        for t in credit_transfer_initiation(gzip.decompress(sent.content)).transfers:
+            outcomes.setdefault(t.end_to_end_id, (group, report.group_reason_code, None))
+    rows = _payments(conn, outcomes, what)
+    stray = sorted(e2e for e2e, row in rows.items() if row.run_id != run_id)
     if stray:
         raise UnknownPayments(
             f"{what} names {len(stray)} payment(s) not in {report.original_message_id}: "
             f"{_sample(stray)}; nothing applied"
         )
-    rows = _payments(conn, outcomes, what)
     accepted: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     unchanged = 0
@@ -236,9 +237,9 @@ def import_status_report(conn: Connection, content: bytes, *, bank: str, now: da
                         unchanged, claims, validated)
 
 
-def import_notification(conn: Connection, content: bytes, *, bank: str, now: datetime) -> ImportResult:
-    validated = validate(content, "camt.054.001.08")
-    notice = debit_credit_notification(content)
+def _apply_notification(
+    conn: Connection, content: bytes, validated: bool, notice: Notification, *, bank: str, now: datetime
+) -> ImportResult:
     what = f"notification {notice.message_id}"
     _check_new(conn, content, "camt.054", notice.message_id)
     ours = [e for e in notice.entries
@@ -319,26 +320,61 @@ def _store(
                       transactions=transactions, total=total, at=now, run_id=run_id, original=original)
 
 
-def import_file(conn: Connection, content: bytes, *, bank: str, now: datetime) -> ImportResult:
-    """Apply one bank report, whichever kind it is; refuses what it cannot apply whole."""
+@dataclass(frozen=True)
+class Read:
+    """A bank report read (and checked against its schema when one is configured), not yet
+    applied: reading needs no store, so it happens before the write transaction."""
+
+    content: bytes
+    validated: bool
+    report: StatusReport | Notification
+
+
+def read(content: bytes) -> Read:
+    """Read a pain.002 or camt.054; raises :class:`MalformedBankFile` naming what is wrong."""
     message = message_of(content)
     if message == "pain.002.001.10":
-        return import_status_report(conn, content, bank=bank, now=now)
+        return Read(content, validate(content, message), payment_status_report(content))
     if message == "camt.054.001.08":
-        return import_notification(conn, content, bank=bank, now=now)
+        return Read(content, validate(content, message), debit_credit_notification(content))
     raise MalformedBankFile(
         "not a bank report haqq reads: expected pain.002.001.10 or camt.054.001.08"
         + (f", got {message}" if message else "")
     )
 
 
-def take(conn: Connection, report: BankFile, *, bank: str, now: datetime) -> ImportResult | BankFileError:
-    """Apply a report the bank delivered, in a savepoint; one that cannot be applied is kept
-    with why (for a person) instead of stopping the office. Either way the bank may be told it
-    was taken: returns what was applied, or why it was refused."""
+def apply(conn: Connection, got: Read, *, bank: str, now: datetime) -> ImportResult:
+    """Apply a report read before: all of it, or nothing (an error says why)."""
+    if isinstance(got.report, StatusReport):
+        return _apply_status_report(conn, got.content, got.validated, got.report, bank=bank, now=now)
+    return _apply_notification(conn, got.content, got.validated, got.report, bank=bank, now=now)
+
+
+def import_file(conn: Connection, content: bytes, *, bank: str, now: datetime) -> ImportResult:
+    """Read and apply one bank report, whichever kind it is; refuses what it cannot apply whole."""
+    return apply(conn, read(content), bank=bank, now=now)
+
+
+def read_safely(content: bytes) -> Read | BankFileError:
+    try:
+        return read(content)
+    except BankFileError as error:
+        return error
+
+
+def take(
+    conn: Connection, report: BankFile, *, bank: str, now: datetime, got: Read | BankFileError | None = None,
+) -> ImportResult | BankFileError:
+    """Apply a report the bank delivered (``got``: read before, outside the transaction), in a
+    savepoint; one that cannot be applied is kept with why (for a person) instead of stopping the
+    office. Either way the bank may be told it was taken: returns what was applied, or why it
+    was refused."""
     try:
         with conn.begin_nested():
-            return import_file(conn, report.content, bank=bank, now=now)
+            got = read(report.content) if got is None else got
+            if isinstance(got, BankFileError):
+                raise got
+            return apply(conn, got, bank=bank, now=now)
     except BankFileError as error:
         log.error("bank report refused", file=report.name, kind=report.kind, error=str(error))
         digest = hashlib.sha256(report.content).hexdigest()

@@ -91,7 +91,6 @@ class Worker:
     _exchanges: list[Exchange] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._plain_bank = self.bank
         self.bank = LoggedBank(self.bank, self._exchanges, self.wall)
         self.sms = LoggedSms(self.sms, self._exchanges, self.wall)
 
@@ -291,7 +290,7 @@ class Worker:
             due.add("accounts")
         if self.office is not None and self.office.automatic is None:
             due.discard("payments")  # people make the runs
-        if "bank_reports" in due and self._plain_bank.files(as_of=now):
+        if "bank_reports" in due and self.bank.ready_files(as_of=now):
             due.add("bank_files")
         if self.sms.inbound(as_of=now, limit=1):
             due.add("inbound")
@@ -385,12 +384,16 @@ class Worker:
         # The files go to the bank once the runs are committed (an outbox: a file not yet
         # delivered is delivered again, under its name, until the bank has it).
         n += self._count("bank_files_sent", self._deliver())
+        # The bank's reports are fetched and read before the write transaction, which only
+        # applies them.
+        reports = [(f, bank_reports.read_safely(f.content)) for f in self.bank.files(as_of=now)] if (
+            "bank_files" in due) else []
         with self.engine.begin() as conn:
             at = self.wall()
-            if "bank_files" in due and _office_lock(conn):
-                for f in self.bank.files(as_of=now):
+            if reports and _office_lock(conn):
+                for f, got in reports:
                     acks.append(f.name)
-                    taken = bank_reports.take(conn, f, bank=self.bank.name, now=at)
+                    taken = bank_reports.take(conn, f, bank=self.bank.name, now=at, got=got)
                     if isinstance(taken, bank_reports.ImportResult):
                         n += self._count("bank_reports", taken.accepted + taken.rejected + taken.settled)
                     n += 1  # a report taken in, or kept as refused: work done either way

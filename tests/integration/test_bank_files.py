@@ -190,6 +190,8 @@ def test_a_file_is_paid_and_answered_by_a_status_report_and_a_notification(count
     next_day = datetime(2025, 7, 2, 10, tzinfo=BAKU)
     assert [f.kind for f in bank.files(as_of=next_day - timedelta(seconds=1))] == ["pain.002"]
     both = bank.files(as_of=next_day)
+    assert bank.ready_files(as_of=next_day) == [f.name for f in both]
+    assert bank.ready_files(as_of=next_day - timedelta(seconds=1)) == [both[0].name]
     assert [(f.name, f.kind, f.at) for f in both] == [
         ("PS-RUN-2025-07-01", "pain.002", AT + timedelta(hours=2)),
         ("NT-RUN-2025-07-01", "camt.054", next_day),

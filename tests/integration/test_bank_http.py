@@ -353,6 +353,9 @@ class PlainBank:
     def files(self, *, as_of: datetime) -> Sequence[BankFile]:
         return self.inner.files(as_of=as_of)
 
+    def ready_files(self, *, as_of: datetime) -> Sequence[str]:
+        return self.inner.ready_files(as_of=as_of)
+
     def ack_files(self, names: Sequence[str]) -> None:
         self.inner.ack_files(names)
 
@@ -363,6 +366,7 @@ def test_a_bank_without_an_archive_is_served_too(direct: SimulatedBank, country:
         bank = HttpBank("http://testserver/", client=client)
         bank.send_file("RUN-P", pain001("RUN-P", [pay("E2E-P", iban, 10)]), at=AT)
         files = bank.files(as_of=AT + timedelta(days=2))
+        assert bank.ready_files(as_of=AT + timedelta(days=2)) == [f.name for f in files]
         assert [f.name for f in files] == ["PS-RUN-P", "NT-RUN-P"]
         assert files == list(direct.files(as_of=AT + timedelta(days=2)))
         no_moment = client.get("/files/PS-RUN-P")
@@ -374,7 +378,8 @@ def test_a_bank_without_an_archive_is_served_too(direct: SimulatedBank, country:
 
 def test_a_refused_file_is_a_malformed_bank_file(bank: HttpBank, country: Path) -> None:
     with pytest.raises(
-        MalformedBankFile, match=r"PUT /files/\{name\} -> 422: bank_file: .*not well-formed"
+        MalformedBankFile,
+        match=r"PUT /files/\{name\} -> 422: bank_file: .*(not well-formed|root element is Document, not)",
     ):
         bank.send_file("RUN-BAD", b"<Document", at=AT)
     with pytest.raises(MalformedBankFile, match="MsgId is 'RUN-A', not 'RUN-B'"):

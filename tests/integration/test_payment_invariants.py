@@ -224,6 +224,9 @@ class QuietBank:
     def files(self, *, as_of: datetime) -> Sequence[BankFile]:
         return []
 
+    def ready_files(self, *, as_of: datetime) -> Sequence[str]:
+        return []
+
 
 def bank_transfers(country: Path) -> list[tuple[str, str]]:
     """``(key, status)`` of every transfer the simulated bank recorded (the key is the

@@ -246,7 +246,7 @@ def test_bad_reports_are_refused_whole(store_url: str, country_file: Path, birth
     refused(report("R-UNKNOWN", name, [*ours, "C0000000000NOSUCH00-L-0"]), bank_reports.UnknownPayments, "NOSUCH")
     refused(report("R-NEVER", "HQ00000000R999-HAQB-1", ours), bank_reports.UnknownPayments, "never sent")
     # An older attempt's id is not this payment any more.
-    refused(report("R-OLD", name, [ours[0][:-1] + "7"]), bank_reports.UnknownPayments, "not in HQ")
+    refused(report("R-OLD", name, [ours[0][:-1] + "7"]), bank_reports.UnknownPayments, "not in this attempt")
 
     good = report("R-GOOD", name, ours[:2])
     with app.engine.begin() as conn:

@@ -356,15 +356,13 @@ class HttpBank:
                 raise MalformedBankFile(str(error)) from error
             raise
 
-    def files(self, *, as_of: datetime) -> Sequence[BankFile]:
-        """Reports ready by ``as_of`` and not acknowledged, oldest first, with their content."""
-        moment = _aware(as_of, "as_of of bank files")
+    def _listed(self, moment: str) -> list[tuple[str, Any, datetime]]:
         endpoint = "GET /files"
         listed = _body(self._call("GET", "/files", endpoint, params={"as_of": moment}), endpoint)
         items = listed.get("files")
         if not isinstance(items, list):
             raise BankError("the answer has no list 'files'", endpoint=endpoint, status=200)
-        out: list[BankFile] = []
+        out = []
         for item in items:
             try:
                 name, kind, at = str(item["name"]), item["kind"], _moment(item["at"])
@@ -374,6 +372,18 @@ class HttpBank:
                 raise BankError(
                     f"a listed file is unusable ({error})", endpoint=endpoint, status=200
                 ) from error
+            out.append((name, kind, at))
+        return out
+
+    def ready_files(self, *, as_of: datetime) -> Sequence[str]:
+        """The names of the reports ready by ``as_of`` (the listing only, no content)."""
+        return [name for name, _, _ in self._listed(_aware(as_of, "as_of of bank files"))]
+
+    def files(self, *, as_of: datetime) -> Sequence[BankFile]:
+        """Reports ready by ``as_of`` and not acknowledged, oldest first, with their content."""
+        moment = _aware(as_of, "as_of of bank files")
+        out: list[BankFile] = []
+        for name, kind, at in self._listed(moment):
             response = self._call(
                 "GET",
                 f"/files/{quote(name, safe='')}",

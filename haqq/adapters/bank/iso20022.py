@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from datetime import datetime
 
 from haqq.adapters.bank.iso20022_read import (
@@ -297,15 +298,31 @@ def status_report_file(report: StatusReport) -> bytes:
     _sub(info, "OrgnlPmtInfId", check_identifier(report.original_payment_info_id, "payment id"))
     if report.payment_info_status is not None:
         _sub(info, "PmtInfSts", report.payment_info_status)
+    # The transactions as text, checked and escaped (a report may carry a whole payroll).
+    parts = []
     for tx in report.transactions:
         check_identifier(tx.end_to_end_id, "end-to-end id")
         _check_code(tx.status, "transaction status")
         _check_code(tx.reason_code, "reason code")
-        node = _sub(info, "TxInfAndSts")
-        _sub(node, "OrgnlEndToEndId", tx.end_to_end_id)
-        _sub(node, "TxSts", tx.status)
-        _reason(node, tx.reason_code, tx.additional_info)
-    return _serialise(root)
+        parts.append(
+            f"<TxInfAndSts><OrgnlEndToEndId>{tx.end_to_end_id}</OrgnlEndToEndId>"
+            f"<TxSts>{tx.status}</TxSts>{_reason_text(tx.reason_code, tx.additional_info)}</TxInfAndSts>"
+        )
+    return _splice(_serialise(root), b"</OrgnlPmtInfAndSts>", parts)
+
+
+def _reason_text(code: str | None, info: str | None) -> str:
+    if code is None and not info:
+        return ""
+    rsn = f"<Rsn><Cd>{code}</Cd></Rsn>" if code is not None else ""
+    extra = "".join(f"<AddtlInf>{_escape(c)}</AddtlInf>" for c in _chunks(_NOT_XML_RE.sub(" ", info or ""), 105))
+    return f"<StsRsnInf>{rsn}{extra}</StsRsnInf>"
+
+
+def _splice(document: bytes, before: bytes, parts: Sequence[str]) -> bytes:
+    """``document`` with ``parts`` inserted before its last ``before`` tag."""
+    head, _, tail = document.rpartition(before)
+    return b"".join((head, "".join(parts).encode("utf-8"), before, tail))
 
 
 # --- camt.054.001.08 (the simulated bank's side) -------------------------------------------
@@ -328,6 +345,7 @@ def notification_file(notification: Notification) -> bytes:
         _sub(account, "IBAN", notification.account)
     else:
         _path(account, "Othr/Id", clean_text(notification.account, 34) or "NOTPROVIDED")
+    parts = []
     for e in notification.entries:
         if not 0 <= e.amount_minor <= MAX_AMOUNT_MINOR or not _CURRENCY_RE.fullmatch(e.currency):
             raise BankFileError(f"entry {e.end_to_end_id}: bad amount or currency")
@@ -335,25 +353,21 @@ def notification_file(notification: Notification) -> bytes:
             raise BankFileError(f"entry {e.end_to_end_id}: credit/debit {e.credit_debit!r}")
         _check_code(e.status, "entry status")
         _check_code(e.return_reason_code, "return reason code")
-        amount = format_amount(e.amount_minor)
-        entry = _sub(ntf, "Ntry")
-        _sub(entry, "Amt", amount, Ccy=e.currency)
-        _sub(entry, "CdtDbtInd", e.credit_debit)
-        _path(entry, "Sts/Cd", e.status)
-        if e.booking_date is not None:
-            _path(entry, "BookgDt/Dt", e.booking_date.isoformat())
-        # Bank transaction code (required): payments, issued credit transfers, domestic
-        # (DMCT) for a debit, a return (RRTN) for money coming back.
-        domain = _sub(_sub(entry, "BkTxCd"), "Domn")
-        _sub(domain, "Cd", "PMNT")
-        fmly = _sub(domain, "Fmly")
-        _sub(fmly, "Cd", "ICDT")
-        _sub(fmly, "SubFmlyCd", "DMCT" if e.credit_debit == "DBIT" else "RRTN")
-        tx = _sub(_sub(entry, "NtryDtls"), "TxDtls")
-        if e.end_to_end_id is not None:
-            _path(tx, "Refs/EndToEndId", check_identifier(e.end_to_end_id, "end-to-end id"))
-        _sub(tx, "Amt", amount, Ccy=e.currency)
-        _sub(tx, "CdtDbtInd", e.credit_debit)
-        if e.return_reason_code is not None:
-            _path(tx, "RtrInf/Rsn/Cd", e.return_reason_code)
-    return _serialise(root)
+        amount = f'<Amt Ccy="{e.currency}">{format_amount(e.amount_minor)}</Amt><CdtDbtInd>{e.credit_debit}</CdtDbtInd>'
+        booked = f"<BookgDt><Dt>{e.booking_date.isoformat()}</Dt></BookgDt>" if e.booking_date is not None else ""
+        refs = (
+            f"<Refs><EndToEndId>{check_identifier(e.end_to_end_id, 'end-to-end id')}</EndToEndId></Refs>"
+            if e.end_to_end_id is not None else ""
+        )
+        returned = (
+            f"<RtrInf><Rsn><Cd>{e.return_reason_code}</Cd></Rsn></RtrInf>" if e.return_reason_code is not None else ""
+        )
+        # Bank transaction code (required): payments, issued credit transfers, domestic (DMCT)
+        # for a debit, a return (RRTN) for money coming back.
+        family = "DMCT" if e.credit_debit == "DBIT" else "RRTN"
+        parts.append(
+            f"<Ntry>{amount}<Sts><Cd>{e.status}</Cd></Sts>{booked}"
+            f"<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>ICDT</Cd><SubFmlyCd>{family}</SubFmlyCd></Fmly></Domn></BkTxCd>"
+            f"<NtryDtls><TxDtls>{refs}{amount}{returned}</TxDtls></NtryDtls></Ntry>"
+        )
+    return _splice(_serialise(root), b"</Ntfctn>", parts)

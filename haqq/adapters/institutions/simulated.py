@@ -670,6 +670,15 @@ class SimulatedBank:
             ).fetchall()
         return [BankFile(n, k, bytes(c), parse_baku(r)) for n, k, c, r in rows]
 
+    def ready_files(self, *, as_of: datetime) -> Sequence[str]:
+        """The names of the reports ready by ``as_of`` and not acknowledged, oldest first."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT name FROM bank_files_out WHERE acked = 0 AND ready_at <= ? ORDER BY ready_at, name",
+                (baku_iso(as_of),),
+            ).fetchall()
+        return [n for (n,) in rows]
+
     def file(self, name: str) -> BankFile | None:
         """One report by name, acknowledged or not, whenever it is ready (None: no such report).
 
