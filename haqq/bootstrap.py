@@ -16,6 +16,7 @@ import httpx
 import structlog
 from sqlalchemy import Engine
 
+from haqq.adapters.bank.http import HttpBank
 from haqq.adapters.institutions.simulated import (
     SimulatedBank,
     SimulatedInstitutions,
@@ -230,8 +231,6 @@ def bank(settings: Settings) -> Bank:
     if settings.payment_file_max < 1:
         raise ConfigurationError("HAQQ_PAYMENT_FILE_MAX must be at least 1")
     if settings.bank_url:
-        from haqq.adapters.bank.http import HttpBank  # noqa: PLC0415 (only when configured)
-
         return HttpBank(settings.bank_url)
     return SimulatedBank(settings.country, seed=settings.seed)
 

@@ -83,8 +83,12 @@ def check_invariants(app: Haqq) -> Counter[str]:
         pending = conn.execute(select(func.count()).select_from(notifications).where(notifications.c.status == "pending")).scalar_one()
         assert pending == 0
         assert app.sms.sent_count() == sent  # type: ignore[attr-defined]
-        accepted = conn.execute(select(func.count()).select_from(payments).where(payments.c.status.in_(("accepted", "rejected")))).scalar_one()
-        assert app.bank.transfer_count() == accepted  # type: ignore[attr-defined]
+        # The bank paid (or refused) each payment haqq handed it exactly once; a payment sent in
+        # the last round may still wait for the bank's report when the replay ends.
+        at_bank = conn.execute(select(func.count()).select_from(payments).where(
+            payments.c.status.in_(("accepted", "rejected", "sent")))).scalar_one()
+        assert app.bank.transfer_count() == at_bank  # type: ignore[attr-defined]
+        accepted = conn.execute(select(func.count()).select_from(payments).where(payments.c.status == "accepted")).scalar_one()
         # Every payment goes to an account, and the bank takes almost all of them.
         no_iban = conn.execute(select(func.count()).select_from(payments).where(payments.c.iban.is_(None))).scalar_one()
         assert no_iban == 0

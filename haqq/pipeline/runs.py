@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
+import structlog
 from sqlalchemy import (
     Connection,
     Engine,
@@ -54,6 +55,8 @@ from haqq.domain.payments import (
 )
 from haqq.pipeline.work import BAKU, local_date
 from haqq.ports import Bank
+
+log = structlog.get_logger("haqq.payments")
 
 #: The ministry's treasury account every payment is debited from (illustrative values).
 TREASURY = Debtor(
@@ -323,8 +326,8 @@ def cancel(conn: Connection, run_id: int, *, by: str, now: datetime) -> RunSumma
         .where(payments.c.run_id == run_id, payments.c.status == PaymentStatus.QUEUED.value)
         .values(status=PaymentStatus.SCHEDULED.value, run_id=None)
     )
-    conn.execute(update(payment_runs).where(payment_runs.c.id == run_id).values(
-        status=RunStatus.CANCELLED.value, sent_by=by, sent_at=now))
+    conn.execute(update(payment_runs).where(payment_runs.c.id == run_id).values(status=RunStatus.CANCELLED.value))
+    log.info("payment run cancelled", run=row.label, by=by, at=now.isoformat())
     return summary(conn, run_id)
 
 
