@@ -174,6 +174,8 @@ def record_payments(
         {
             "status": results[r.key].status,
             "reason": results[r.key].reason,
+            # The ISO 20022 code the bank's reason starts with ("AC04 closed account").
+            "reason_code": (results[r.key].reason or "")[:4] or None,
             "sent_at": r.due_at,
             "sent_wall": at,
             "id": r.id,

@@ -18,6 +18,7 @@ from haqq.adapters.store import db
 from haqq.adapters.store.schema import (
     case_transitions,
     cases,
+    payment_runs,
     payments,
 )
 from haqq.bootstrap import Haqq, Settings, build
@@ -33,12 +34,12 @@ def country_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generated_country(tmp_path_factory, population=6000, seed=11)
 
 
-def fresh_app(country_file: Path, tmp_path: Path, url: str) -> Haqq:
+def fresh_app(country_file: Path, tmp_path: Path, url: str, payments: str = "runs") -> Haqq:
     """A store at the newest schema and a private copy of the country (the simulated bank and
     gateway keep their state in it)."""
     country = tmp_path / "country.db"
     shutil.copyfile(country_file, country)
-    app = build(Settings(database_url=url, country=country, batch_size=300))
+    app = build(Settings(database_url=url, country=country, batch_size=300, payments=payments))
     db.upgrade(app.engine)
     return app
 
@@ -86,3 +87,14 @@ def test_two_workers_share_the_load(store_url: str, country_file: Path, tmp_path
     replay(app, year=YEAR, workers=2, tick=timedelta(days=7), batch_size=100)
     states = check_invariants(app)
     assert states["closed"] > 50
+
+
+def test_a_year_replays_with_direct_transfers_too(sqlite_url: str, country_file: Path, tmp_path: Path) -> None:
+    """The bank's batch transfer call instead of payment runs: the same promises hold."""
+    app = fresh_app(country_file, tmp_path, sqlite_url, payments="direct")
+    replay(app, year=YEAR, tick=timedelta(days=3))
+    check_invariants(app)
+    with app.engine.connect() as conn:
+        runs_made = conn.execute(select(func.count()).select_from(payment_runs)).scalar_one()
+        paid = conn.execute(select(func.count()).select_from(payments).where(payments.c.status == "accepted")).scalar_one()
+    assert runs_made == 0 and paid > 50
