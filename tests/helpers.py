@@ -19,11 +19,23 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, Table, select
 
+from haqq.adapters.bank.iso20022 import Debtor
 from haqq.adapters.events.keys import EventKeys, SenderKey, SignerKey, WebhookSender
 from haqq.bootstrap import Haqq, ManualClock
 from haqq.country import generate_country
 from haqq.domain.fin import FIN_ALPHABET
+from haqq.domain.iban import make_iban
 from haqq.pipeline import intake
+
+#: The ministry's treasury account in the bank-file tests.
+TEST_DEBTOR = Debtor(
+    name="Əmək və Əhalinin Sosial Müdafiəsi Nazirliyi",
+    iban=make_iban("AZ", "CTRE" + "0" * 19 + "1"),
+    bic="CTREAZ22",
+    org_id="1400057421",
+)
+#: A well-formed IBAN of the partner bank that no account has (the bank refuses it, AC01).
+UNKNOWN_IBAN = make_iban("AZ", "HAQB" + "7" * 20)
 
 #: The small country the bad-input tests run on. Seed 7 and 2,900 people give one mother who
 #: dies the day after giving birth, with the child's father alive (the out-of-order case).

@@ -18,7 +18,6 @@ import pytest
 
 from haqq.adapters.bank.iso20022 import (
     CreditTransfer,
-    Debtor,
     InvalidPaymentRun,
     MalformedBankFile,
     Notification,
@@ -35,7 +34,7 @@ from haqq.country.schema import BAKU
 from haqq.domain.errors import NaiveDatetime
 from haqq.domain.iban import make_iban
 from haqq.ports import Bank, BankFile, Transfer
-from tests.helpers import country_copy, generated_country
+from tests.helpers import TEST_DEBTOR, UNKNOWN_IBAN, country_copy, generated_country
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "iso20022"
 PAIN_002_XSD = DATA / "pain.002.001.10.xsd"
@@ -43,13 +42,7 @@ CAMT_054_XSD = DATA / "camt.054.001.08.xsd"
 
 AT = datetime(2025, 7, 1, 12, tzinfo=BAKU)
 TODAY = date(2025, 7, 1)
-DEBTOR = Debtor(
-    name="Əmək və Əhalinin Sosial Müdafiəsi Nazirliyi",
-    iban=make_iban("AZ", "CTRE" + "0" * 19 + "1"),
-    bic="CTREAZ22",
-    org_id="1400057421",
-)
-UNKNOWN_IBAN = make_iban("AZ", "HAQB" + "7" * 20)
+DEBTOR = TEST_DEBTOR
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from fastapi.testclient import TestClient
 from haqq.adapters.bank.http import BankError, HttpBank
 from haqq.adapters.bank.iso20022 import (
     CreditTransfer,
-    Debtor,
     MalformedBankFile,
     PaymentRun,
     credit_transfer_file,
@@ -33,7 +32,6 @@ from haqq.adapters.bank.service import MAX_BATCH, make_bank_app
 from haqq.adapters.institutions import SimulatedBank
 from haqq.country.schema import BAKU
 from haqq.domain.errors import HaqqError, InstitutionError, NaiveDatetime
-from haqq.domain.iban import make_iban
 from haqq.ports import (
     Account,
     AccountAnswer,
@@ -43,17 +41,11 @@ from haqq.ports import (
     Transfer,
     TransferResult,
 )
-from tests.helpers import country_copy, generated_country
+from tests.helpers import TEST_DEBTOR, UNKNOWN_IBAN, country_copy, generated_country
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "iso20022"
 AT = datetime(2025, 7, 1, 12, tzinfo=BAKU)
-DEBTOR = Debtor(
-    name="Əmək və Əhalinin Sosial Müdafiəsi Nazirliyi",
-    iban=make_iban("AZ", "CTRE" + "0" * 19 + "1"),
-    bic="CTREAZ22",
-    org_id="1400057421",
-)
-UNKNOWN_IBAN = make_iban("AZ", "HAQB" + "7" * 20)
+DEBTOR = TEST_DEBTOR
 
 
 @pytest.fixture(scope="module")

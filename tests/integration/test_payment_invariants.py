@@ -88,6 +88,7 @@ from haqq.pipeline.work import BAKU, local_date
 from haqq.ports import Bank, BankFile
 from tests.conftest import fresh_postgres_schema, postgres_or_skip
 from tests.helpers import (
+    UNKNOWN_IBAN,
     catalogue_of,
     country_query,
     event_json,
@@ -841,7 +842,7 @@ def test_a_payment_rejected_after_the_stop_cannot_go_out_again(machine: PaymentM
     machine.time_passes(days=27, hours=0, worker="runs")  # 1 June: June's payroll
     with machine.haqq.engine.begin() as conn:  # June's IBAN is one the bank does not know
         conn.execute(update(payments).where(payments.c.fin == death["fin"], payments.c.period == "2025-06")
-                     .values(iban=make_iban("AZ", "HAQB" + "7" * 20)))
+                     .values(iban=UNKNOWN_IBAN))
     machine.make_runs(hours=0, crash=False, approvals="all")
     machine.send(pick=0, which="approved", hours=0, crash=False)
     machine.time_passes(days=9, hours=0, worker="runs")  # the death is registered; June is at the bank

@@ -23,11 +23,11 @@ from haqq.adapters.store import db
 from haqq.adapters.store.reconcile import reconcile
 from haqq.adapters.store.schema import payment_files, payment_runs, payments
 from haqq.bootstrap import Haqq, Settings, build
-from haqq.domain.iban import make_iban
 from haqq.domain.payments import ApprovalError, PaymentStateError, RunStateError, end_to_end_id
 from haqq.pipeline import bank_reports, runs
 from haqq.pipeline.work import BAKU
 from tests.helpers import (
+    UNKNOWN_IBAN,
     catalogue_of,
     country_copy,
     country_query,
@@ -169,7 +169,7 @@ def test_a_rejected_payment_goes_back_to_a_person_and_is_retried_as_a_new_attemp
     app = manual_app(store_url, country_file, births_only)
     births(app, country_file, n=4)
     target = rows(app.engine, payments)[0]
-    unknown = make_iban("AZ", "HAQB" + "7" * 20)  # a well-formed IBAN no account has
+    unknown = UNKNOWN_IBAN
     with app.engine.begin() as conn:
         conn.execute(update(payments).where(payments.c.id == target["id"]).values(iban=unknown))
         (run,) = runs.make_runs(conn, AFTER, AFTER, by="clerk", office=app.office())

@@ -15,7 +15,6 @@ import pytest
 from haqq.adapters.bank import iso20022, iso20022_read
 from haqq.adapters.bank.iso20022 import (
     CreditTransfer,
-    Debtor,
     MalformedBankFile,
     PaymentRun,
     credit_transfer_file,
@@ -23,17 +22,13 @@ from haqq.adapters.bank.iso20022 import (
 )
 from haqq.domain.errors import HaqqError
 from haqq.domain.iban import make_iban
+from tests.helpers import TEST_DEBTOR
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "iso20022"
 PAIN_001_XSD = DATA / "pain.001.001.09.xsd"
 BAKU = timezone(timedelta(hours=4))
 
-DEBTOR = Debtor(
-    name="Əmək və Əhalinin Sosial Müdafiəsi Nazirliyi",
-    iban=make_iban("AZ", "CTRE" + "0" * 19 + "1"),
-    bic="CTREAZ22",
-    org_id="1400057421",
-)
+DEBTOR = TEST_DEBTOR
 
 
 def transfer(n: int, amount: int = 45_000) -> CreditTransfer:
