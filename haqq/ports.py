@@ -214,10 +214,19 @@ class OutgoingSms:
 
 @dataclass(frozen=True, slots=True)
 class SubmitResult:
+    """What the gateway said to one message.
+
+    ``accepted``: it took the message; ``parts`` holds the gateway's id of every part (a long
+    text goes as several concatenated parts), ``gateway_id`` the first. ``rejected``: refused
+    for good (a bad number); ``retry``: refused for now (throttled, queue full, not bound), to
+    be offered again later with the same key.
+    """
+
     key: str
     gateway_id: str
-    status: Literal["accepted", "rejected"]
+    status: Literal["accepted", "rejected", "retry"]
     reason: str | None = None
+    parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,16 +237,50 @@ class InboundSms:
     received_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryReceipt:
+    """The network's word on one part of a message sent earlier.
+
+    ``receipt_id`` is unique per receipt (acknowledged like an inbound SMS); ``message_id`` is
+    the part's id from :attr:`SubmitResult.parts`. ``detail`` keeps the gateway's own code
+    (SMPP ``stat:``/``err:``, Kannel's DLR type).
+    """
+
+    receipt_id: str
+    message_id: str
+    status: Literal["delivered", "failed", "expired", "buffered"]
+    at: datetime
+    detail: str | None = None
+
+
 class SmsGateway(Protocol):
+    #: The gateway's name in the message log and in settings (``simulated``, ``kannel``, ``smpp``).
+    name: str
+
     def submit(self, messages: Sequence[OutgoingSms]) -> Mapping[str, SubmitResult]:
-        """Hand messages to the gateway; idempotent by ``key``."""
+        """Hand messages to the gateway; idempotent by ``key``. A gateway that cannot be
+        reached raises :class:`GatewayUnavailable`, and nothing counts as sent."""
         ...
 
     def inbound(self, *, as_of: datetime, limit: int = 10_000) -> Sequence[InboundSms]:
-        """Mobile-originated messages received up to ``as_of`` and not yet acknowledged."""
+        """Mobile-originated messages received up to ``as_of`` and not yet acknowledged.
+
+        A gateway that pushes them to haqq's HTTP endpoints instead (Kannel) returns none."""
         ...
 
-    def ack(self, gateway_ids: Sequence[str]) -> None: ...
+    def receipts(self, *, as_of: datetime, limit: int = 10_000) -> Sequence[DeliveryReceipt]:
+        """Delivery receipts received up to ``as_of`` and not yet acknowledged (none from a
+        pushing gateway, as for :meth:`inbound`)."""
+        ...
+
+    def ack(self, ids: Sequence[str]) -> None:
+        """Acknowledge inbound messages and receipts (by ``gateway_id`` / ``receipt_id``) once
+        they are stored; a gateway may hand back what was not acknowledged."""
+        ...
+
+
+class GatewayUnavailable(Exception):
+    """The SMS gateway (or its SMSC link) cannot take messages now; try again later."""
 
 
 class Clock(Protocol):

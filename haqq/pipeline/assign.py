@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from haqq.domain.cases import CaseState
-from haqq.pipeline import messages, notify, stop
+from haqq.pipeline import notify, stop
 from haqq.pipeline.work import CaseWork, StepContext
 from haqq.rules.catalogue import Mode
+from haqq.rules.messages import reply_code
 
 
 def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
@@ -22,7 +23,7 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
             ctx.move(case, CaseState.CLOSED, "entitlements stopped")
             ctx.rest(case)
         elif mode is Mode.CONSENT:
-            code = messages.reply_code(case.id)
+            code = reply_code(case.id)
             if notify.queue(ctx, case, "consent_request", case.at, code=code):
                 ctx.move(case, CaseState.AWAITING_CONSENT, f"consent asked by SMS, code {code}")
                 case.due_at = case.at + ctx.reminder_after

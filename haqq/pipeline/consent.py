@@ -9,24 +9,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from haqq.domain.cases import CaseState
-from haqq.pipeline import messages, notify
+from haqq.pipeline import notify
 from haqq.pipeline.work import CaseWork, StepContext
+from haqq.rules.messages import reply_code
 
 YES = frozenset({"YES", "Y", "HƏ", "HE", "BƏLİ", "BELI", "BƏLI", "ДА", "DA"})
 NO = frozenset({"NO", "N", "YOX", "XEYR", "НЕТ", "NET"})
+#: Decline a benefit assigned automatically, or stop a recurring one (the grant's SMS says how).
+STOP = frozenset({"STOP", "СТОП", "DAYAN", "DAYANDIR", "İMTİNA", "IMTINA", "ОТКАЗ", "OTKAZ"})
+WORDS = {**dict.fromkeys(YES, "yes"), **dict.fromkeys(NO, "no"), **dict.fromkeys(STOP, "stop")}
 
 
 def parse_reply(text: str) -> tuple[str, str] | None:
-    """``' bəli 4821 '`` -> ``('yes', '4821')``; None when it is not a consent reply."""
-    words = text.strip().upper().replace("İ", "İ").split()
-    if len(words) != 2:
+    """``' bəli 4821 '`` -> ``('yes', '4821')``, ``'stop 4821'`` -> ``('stop', '4821')``; None
+    when it is not a reply haqq understands (a word and a four-digit code)."""
+    # "İ" lower-cased and upper-cased again comes back as "I" and a combining dot.
+    words = text.strip().upper().replace("I\u0307", "İ").split()
+    if len(words) != 2 or not (words[1].isascii() and words[1].isdigit() and len(words[1]) == 4):
         return None
-    word, code = words
-    if word in YES:
-        return "yes", code
-    if word in NO:
-        return "no", code
-    return None
+    answer = WORDS.get(words[0])
+    return (answer, words[1]) if answer else None
 
 
 def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
@@ -43,13 +45,14 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
             ctx.rest(case)
         elif case.reminders == 0:
             notify.queue(
-                ctx, case, "reminder", case.at, code=messages.reply_code(case.id), serial=1
+                ctx, case, "reminder", case.at, code=reply_code(case.id), serial=1
             )
             case.reminders = 1
             case.due_at = case.at + ctx.lapse_after
             case.changed = True
         else:
             ctx.move(case, CaseState.LAPSED, "no answer to the request or the reminder")
+            notify.queue(ctx, case, "lapsed", case.at)
             ctx.writes.stops.append(
                 {"kind": "decline", "case_id": case.id, "reason": "lapsed: no answer"}
             )

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, Row, bindparam, func, select, update
 
 from haqq.adapters.store import bulk
@@ -18,23 +19,27 @@ from haqq.adapters.store.repository import account_status, insert_ignore, skip_l
 from haqq.adapters.store.schema import (
     accounts,
     cases,
+    citizen_choices,
     inbound_sms,
     notifications,
     payments,
     recovery_claims,
 )
 from haqq.domain.cases import CaseState
+from haqq.domain.quiet import QuietHours
+from haqq.pipeline import choices
+from haqq.pipeline.choices import GRANTS
 from haqq.pipeline.consent import parse_reply
 from haqq.ports import (
     AccountAnswer,
     AccountRequest,
     Bank,
-    OutgoingSms,
-    SmsGateway,
-    SubmitResult,
     Transfer,
     TransferResult,
 )
+from haqq.rules.messages import MessageCatalogue
+
+log = structlog.get_logger("haqq.replies")
 
 
 def _awaiting_bank(
@@ -221,84 +226,23 @@ def send_payments(
     return record_payments(conn, rows, transfer(bank, rows), wall())
 
 
-def due_sms(
-    conn: Connection, now: datetime, limit: int, shard: tuple[int, int] | None = None
-) -> list[Row[Any]]:
-    """Pending notifications due by ``now``, oldest first (claimed on PostgreSQL); ``shard`` as
-    for :func:`due_payments`."""
-    stmt = (
-        select(notifications.c.id, notifications.c.key, notifications.c.phone,
-               notifications.c.text, notifications.c.due_at, notifications.c.reply_code)
-        .where(notifications.c.status == "pending", notifications.c.due_at <= now)
-        .order_by(notifications.c.due_at)
-        .limit(limit)
-    )
-    if shard is not None:
-        stmt = stmt.where(notifications.c.id % shard[1] == shard[0])
-    return list(conn.execute(skip_locked(stmt, conn, notifications)).all())
-
-
-def submit(sms: SmsGateway, rows: Sequence[Row[Any]]) -> Mapping[str, SubmitResult]:
-    """Hand the messages to the gateway, each with its idempotency key."""
-    if not rows:
-        return {}
-    return sms.submit([OutgoingSms(r.key, r.phone, r.text, r.due_at, r.reply_code) for r in rows])
-
-
-def record_sms(
-    conn: Connection, rows: Sequence[Row[Any]], results: Mapping[str, SubmitResult], at: datetime
+def apply_replies(
+    conn: Connection,
+    limit: int,
+    *,
+    now: datetime,
+    quiet: QuietHours | None = None,
+    messages: MessageCatalogue | None = None,
 ) -> int:
-    """Record what the gateway answered, for notifications still pending."""
-    bulk.update_rows(
-        conn,
-        notifications,
-        "id",
-        [
-            {
-                "status": "sent" if results[r.key].status == "accepted" else "rejected",
-                "gateway_id": results[r.key].gateway_id,
-                "sent_at": r.due_at,
-                "sent_wall": at,
-                "id": r.id,
-            }
-            for r in rows
-        ],
-        only_if={"status": "pending"},
-    )
-    return len(rows)
+    """Act on new replies: a consent answer wakes its case; ``STOP <code>`` declines or stops
+    the benefit a grant's SMS told of.
 
-
-def send_sms(
-    conn: Connection, sms: SmsGateway, now: datetime, wall: Callable[[], datetime], limit: int
-) -> int:
-    rows = due_sms(conn, now, limit)
-    return record_sms(conn, rows, submit(sms, rows), wall())
-
-
-def fetch_inbound(conn: Connection, sms: SmsGateway, now: datetime, limit: int) -> list[str]:
-    """Store replies received up to ``now``; returns the gateway ids to acknowledge after commit."""
-    received = sms.inbound(as_of=now, limit=limit)
-    insert_ignore(
-        conn,
-        inbound_sms,
-        [
-            {"gateway_id": m.gateway_id, "phone": m.phone, "text": m.text,
-             "received_at": m.received_at, "status": "new"}
-            for m in received
-        ],
-        ["gateway_id"],
-    )
-    return [m.gateway_id for m in received]
-
-
-def apply_replies(conn: Connection, limit: int) -> int:
-    """Match new replies to the consent requests they answer and wake those cases.
-
-    A reply must come from the number the request went to and carry its code; anything else is
-    refused and kept with the reason.
+    A reply must come from the number the SMS went to and carry its code; anything else is
+    refused and kept with the reason (and logged), and changes nothing.
     """
     stmt = (
-        select(inbound_sms.c.id, inbound_sms.c.phone, inbound_sms.c.text, inbound_sms.c.received_at)
+        select(inbound_sms.c.id, inbound_sms.c.gateway_id, inbound_sms.c.phone, inbound_sms.c.text,
+               inbound_sms.c.received_at)
         .where(inbound_sms.c.status == "new")
         .order_by(inbound_sms.c.received_at)
         .limit(limit)
@@ -308,31 +252,50 @@ def apply_replies(conn: Connection, limit: int) -> int:
         return 0
     parsed = {r.id: parse_reply(r.text) for r in rows}
     pairs = {(r.phone, p[1]) for r in rows if (p := parsed[r.id])}
-    targets: dict[tuple[str, str], tuple[str, str]] = {}
+    targets: dict[tuple[str, str, str], tuple[str, str]] = {}
     if pairs:
         found = conn.execute(
-            select(notifications.c.phone, notifications.c.reply_code, cases.c.id, cases.c.state)
+            select(notifications.c.phone, notifications.c.reply_code, notifications.c.kind, cases.c.id,
+                   cases.c.state)
             .join(cases, cases.c.id == notifications.c.case_id)
             .where(
-                notifications.c.kind == "consent_request",
+                notifications.c.kind.in_(("consent_request", *GRANTS)),
                 notifications.c.phone.in_(sorted({p for p, _ in pairs})),
+                notifications.c.reply_code.is_not(None),
             )
         ).all()
-        targets = {(f.phone, f.reply_code): (f.id, f.state) for f in found}
+        for f in found:
+            kind = "consent" if f.kind == "consent_request" else "grant"
+            targets[(f.phone, f.reply_code, kind)] = (f.id, f.state)
     outcomes: list[tuple[int, str, str | None, str]] = []
     wakes = []
+    answered = []
     for r in rows:
         reply = parsed[r.id]
-        target = targets.get((r.phone, reply[1])) if reply else None
         if reply is None:
-            outcomes.append((r.id, "refused", None, "not a consent reply"))
-        elif target is None:
-            outcomes.append((r.id, "refused", None, "no consent request with this code for this number"))
+            outcomes.append((r.id, "refused", None, "not a reply haqq understands (a word and a four-digit code)"))
+            continue
+        word, code = reply
+        target = targets.get((r.phone, code, "grant" if word == "stop" else "consent"))
+        if target is None:
+            what = "grant" if word == "stop" else "consent request"
+            outcomes.append((r.id, "refused", None, f"no {what} with code {code} was sent to this number"))
+        elif word == "stop":
+            try:
+                done = choices.stop(conn, target[0], at=r.received_at, now=now, channel="sms",
+                                    source=r.gateway_id, quiet=quiet, messages=messages)
+                outcomes.append((r.id, "applied", target[0], f"{done.choice}: {done.outcome}"))
+            except choices.ChoiceRefused as exc:
+                outcomes.append((r.id, "refused", target[0], str(exc)))
         elif target[1] != CaseState.AWAITING_CONSENT.value:
             outcomes.append((r.id, "refused", target[0], f"case is {target[1]}, no longer awaiting consent"))
         else:
-            outcomes.append((r.id, "applied", target[0], reply[0]))
-            wakes.append({"b_id": target[0], "b_answer": reply[0], "b_at": r.received_at})
+            outcomes.append((r.id, "applied", target[0], word))
+            wakes.append({"b_id": target[0], "b_answer": word, "b_at": r.received_at})
+            answered.append((target[0], word, r))
+    for i, status, case_id, outcome in outcomes:
+        if status == "refused":
+            log.info("reply refused", inbound=i, case=case_id, reason=outcome)
     conn.execute(
         update(inbound_sms)
         .where(inbound_sms.c.id == bindparam("b_id"))
@@ -350,4 +313,12 @@ def apply_replies(conn: Connection, limit: int) -> int:
             ),
             wakes,
         )
+        fins = dict(conn.execute(
+            select(cases.c.id, cases.c.beneficiary_fin).where(cases.c.id.in_(sorted({c for c, _, _ in answered})))
+        ).all())
+        bulk.insert_rows(conn, citizen_choices, [
+            {"case_id": c, "fin": fins[c], "choice": "consent" if w == "yes" else "refuse", "channel": "sms",
+             "at": r.received_at, "recorded_at": now, "source": r.gateway_id, "note": None}
+            for c, w, r in answered
+        ])
     return len(rows)

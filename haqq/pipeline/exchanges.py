@@ -20,6 +20,7 @@ from haqq.ports import (
     AccountRequest,
     Bank,
     BankFile,
+    DeliveryReceipt,
     Exchange,
     InboundSms,
     OutgoingSms,
@@ -109,7 +110,8 @@ class LoggedSms:
 
     def __init__(self, sms: SmsGateway, sink: list[Exchange], wall: Callable[[], datetime]) -> None:
         self.inner = sms
-        self._notes = _Notes(sink, wall, "sms")
+        self.name = sms.name
+        self._notes = _Notes(sink, wall, f"sms:{sms.name}")
 
     def submit(self, messages: Sequence[OutgoingSms]) -> Mapping[str, SubmitResult]:
         if not messages:
@@ -124,5 +126,11 @@ class LoggedSms:
             self._notes.note("inbound", len(received), direction="in")
         return received
 
-    def ack(self, gateway_ids: Sequence[str]) -> None:
-        self.inner.ack(gateway_ids)
+    def receipts(self, *, as_of: datetime, limit: int = 10_000) -> Sequence[DeliveryReceipt]:
+        received = self.inner.receipts(as_of=as_of, limit=limit)
+        if received and limit > 1:
+            self._notes.note("receipts", len(received), direction="in")
+        return received
+
+    def ack(self, ids: Sequence[str]) -> None:
+        self.inner.ack(ids)

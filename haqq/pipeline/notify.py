@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from haqq.domain.cases import CaseState
-from haqq.pipeline import messages
 from haqq.pipeline.work import CaseWork, StepContext
 from haqq.ports import Service
+from haqq.rules.messages import reply_code
 
 
 def contact(case: CaseWork) -> tuple[str | None, str]:
@@ -22,39 +22,42 @@ def contact(case: CaseWork) -> tuple[str | None, str]:
 def queue(
     ctx: StepContext,
     case: CaseWork,
-    kind: str,
+    situation: str,
     at: datetime,
     *,
     code: str | None = None,
-    how: str = "account",
     serial: int = 0,
+    **values: Any,
 ) -> bool:
-    """Queue one SMS for a case; False (and nothing queued) when there is no phone."""
+    """Queue one SMS for a case; False (and nothing queued) when there is no phone.
+
+    ``code``: the reply code the text carries (a consent request's YES/NO, a grant's STOP);
+    replies are matched by the phone and this code."""
     phone, language = contact(case)
     if not phone:
         return False
-    amount = int((case.decision or {}).get("amount") or 0)
-    text = messages.render(
-        kind,
-        language,
-        program=case.program.names.model_dump(),
-        amount=amount,
-        case_id=case.id,
+    lang = ctx.messages.language(language)
+    text = ctx.messages.render(
+        situation,
+        lang,
+        case.program.id,
+        amount=int((case.decision or {}).get("amount") or 0),
+        case=case.id,
         code=code or "",
-        how=how,
         bank=ctx.bank.name,
+        **values,
     )
     ctx.writes.notifications.append(
         {
-            "key": f"{case.id}:{kind}:{serial}",
+            "key": f"{case.id}:{situation}:{serial}",
             "case_id": case.id,
             "fin": case.beneficiary_fin,
             "phone": phone,
-            "language": language,
-            "kind": kind,
+            "language": lang,
+            "kind": situation,
             "text": text,
             "reply_code": code,
-            "due_at": at,
+            "due_at": ctx.quiet.next_allowed(at) if ctx.quiet else at,
             "status": "pending",
         }
     )
@@ -64,9 +67,9 @@ def queue(
 def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
     opened = ctx.lookup.opened_accounts({c.beneficiary_fin for c in cases})
     for case in cases:
-        how = "card" if case.beneficiary_fin in opened else "account"
-        if queue(ctx, case, "granted", case.at, how=how):
-            ctx.move(case, CaseState.NOTIFIED, "SMS queued: granted")
+        situation = "card_ready" if case.beneficiary_fin in opened else "granted"
+        if queue(ctx, case, situation, case.at, code=reply_code(case.id)):
+            ctx.move(case, CaseState.NOTIFIED, f"SMS queued: {situation}")
             ctx.move(case, CaseState.CLOSED, "done")
             ctx.rest(case)
         else:

@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo
 from haqq.domain.cases import CaseState, transition
 from haqq.domain.errors import InstitutionError
 from haqq.domain.events import EventType
+from haqq.domain.quiet import QuietHours
 from haqq.ports import Bank, Exchange, Institutions, Service, ServiceAnswer, SmsGateway
 from haqq.rules.catalogue import Catalogue, Program
+from haqq.rules.messages import MessageCatalogue, default_messages
 
 if TYPE_CHECKING:
     from haqq.adapters.store.repository import Lookup
@@ -108,6 +110,10 @@ class StepContext:
     answers: dict[tuple[Service, datetime], dict[str, ServiceAnswer]] = field(default_factory=dict)
     #: The wall-clock moment of the step being run (set by the worker before each step).
     stamp: datetime | None = None
+    #: What the citizen is told, in their language (see :mod:`haqq.rules.messages`).
+    messages: MessageCatalogue = field(default_factory=default_messages)
+    #: No SMS at night: a message due then is queued until they end.
+    quiet: QuietHours | None = None
     reminder_after: timedelta = timedelta(days=3)
     lapse_after: timedelta = timedelta(days=4)
     retry_after: timedelta = timedelta(hours=1)

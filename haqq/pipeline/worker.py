@@ -34,6 +34,7 @@ from haqq.pipeline import (
     pay,
     payroll,
     runs,
+    texting,
     triggers,
     verify,
 )
@@ -41,6 +42,7 @@ from haqq.pipeline.exchanges import LoggedBank, LoggedSms
 from haqq.pipeline.work import CaseWork, StepContext, Writes, local_date
 from haqq.ports import Bank, Clock, Exchange, Institutions, SmsGateway
 from haqq.rules.catalogue import Catalogue
+from haqq.rules.messages import MessageCatalogue, default_messages
 
 log = structlog.get_logger("haqq.worker")
 
@@ -85,6 +87,9 @@ class Worker:
     #: The payment office: payments go to the bank in runs, as ISO 20022 files. None: each
     #: due payment is transferred directly (the bank's batch transfer channel).
     office: runs.Office | None = None
+    #: What the citizen is told, and how the SMS go out (quiet hours, rate, retries).
+    messages: MessageCatalogue = field(default_factory=default_messages)
+    sms_policy: texting.SmsPolicy = field(default_factory=texting.SmsPolicy)
     done: dict[str, int] = field(default_factory=dict)
     _failures: dict[str, int] = field(default_factory=dict)
     #: Exchanges with the bank and the SMS gateway not yet in the message log.
@@ -93,6 +98,7 @@ class Worker:
     def __post_init__(self) -> None:
         self.bank = LoggedBank(self.bank, self._exchanges, self.wall)
         self.sms = LoggedSms(self.sms, self._exchanges, self.wall)
+        self._rate = texting.RateLimit(self.sms_policy.rate / max(self.shards, 1))
 
     def _drain(self) -> list[Exchange]:
         """The exchanges noted since the last drain (for the message log)."""
@@ -116,6 +122,8 @@ class Worker:
             wall=self.wall,
             writes=Writes(),
             lookup=repository.Lookup(conn),
+            messages=self.messages,
+            quiet=self.sms_policy.quiet,
         )
 
     def _count(self, name: str, n: int) -> int:
@@ -292,7 +300,7 @@ class Worker:
             due.discard("payments")  # people make the runs
         if "bank_reports" in due and self.bank.ready_files(as_of=now):
             due.add("bank_files")
-        if self.sms.inbound(as_of=now, limit=1):
+        if self.sms.inbound(as_of=now, limit=1) or self.sms.receipts(as_of=now, limit=1):
             due.add("inbound")
         return due
 
@@ -321,12 +329,17 @@ class Worker:
             if "payments" in due and self.office is None:
                 n += self._count("payments", dispatch.send_payments(conn, self.bank, now, self.wall, size))
             if "sms" in due:
-                n += self._count("sms", dispatch.send_sms(conn, self.sms, now, self.wall, size))
+                rows = texting.due(conn, now, self._rate.take(size))
+                offered = texting.submit(self.sms, rows)
+                n += self._count("sms", self._record_sms(conn, rows, offered, now))
             if "inbound" in due:
-                acks = dispatch.fetch_inbound(conn, self.sms, now, size)
+                acks = texting.fetch(conn, self.sms, now, size)
                 n += len(acks)
             if acks or "replies" in due:
-                n += self._count("replies", dispatch.apply_replies(conn, size))
+                n += self._count("replies", dispatch.apply_replies(
+                    conn, size, now=at, quiet=self.sms_policy.quiet, messages=self.messages))
+            if acks or "receipts" in due:
+                n += self._count("receipts", texting.apply_receipts(conn, size))
             messagelog.append(conn, self._drain())
         if acks:
             self.sms.ack(acks)
@@ -343,19 +356,26 @@ class Worker:
             awaited = dispatch.awaited_accounts(reading, size, shard) if accounts else []
             direct = "payments" in due and self.office is None
             pay = dispatch.due_payments(reading, now, size, shard) if direct else []
-            texts = dispatch.due_sms(reading, now, size, shard) if "sms" in due else []
+            texts = texting.due(reading, now, self._rate.take(size), shard) if "sms" in due else []
         dispatch.request_accounts(self.bank, requested)
         answers = dispatch.ask_bank(self.bank, awaited, now)
         paid = dispatch.transfer(self.bank, pay)
-        submitted = dispatch.submit(self.sms, texts)
+        submitted = texting.submit(self.sms, texts)
         return [
             lambda conn, at: self._count("account_requests", dispatch.record_requests(conn, requested)),
             lambda conn, at: self._count(
                 "account_answers", dispatch.record_answers(conn, awaited, answers, now)
             ),
             lambda conn, at: self._count("payments", dispatch.record_payments(conn, pay, paid, at)),
-            lambda conn, at: self._count("sms", dispatch.record_sms(conn, texts, submitted, at)),
+            lambda conn, at: self._count("sms", self._record_sms(conn, texts, submitted, now, at)),
         ]
+
+    def _record_sms(
+        self, conn: Connection, rows: Sequence[Any], offered: texting.Offered, now: datetime,
+        at: datetime | None = None,
+    ) -> int:
+        return texting.record(conn, rows, offered, gateway=self.sms.name, now=now,
+                              at=at or self.wall(), policy=self.sms_policy)
 
     def run_payroll(self, now: datetime) -> int:
         with self.engine.begin() as conn:
@@ -413,7 +433,7 @@ class Worker:
         units: list[tuple[str, set[str], Callable[[], int]]] = [
             ("events", {"events"}, lambda: self.trigger_events(now)),
             ("cases", {"cases"}, lambda: self.advance_cases(now)),
-            ("dispatch", {"accounts", "payments", "sms", "inbound", "replies"}, lambda: self.dispatch(now, due)),
+            ("dispatch", {"accounts", "payments", "sms", "inbound", "replies", "receipts"}, lambda: self.dispatch(now, due)),
             ("payroll", {"payroll"}, lambda: self.run_payroll(now)),
             ("office", {"payments", "bank_files", "deliveries"} if self.office else set(),
              lambda: self.run_office(now, due)),

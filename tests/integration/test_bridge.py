@@ -57,7 +57,7 @@ def test_the_embedded_default_asks_through_xroad_and_logs_every_message(
     directory = load_directory()
     services = {str(r.service) for r in directory.routes.values()}
     # The registries' exchanges (the bank's and the gateway's are logged too: see below).
-    asked = [r for r in log if not r["service"].startswith(("bank:", "sms/"))]
+    asked = [r for r in log if not r["service"].startswith(("bank:", "sms:"))]
     assert asked and {r["service"] for r in asked} <= services
     assert all(r["client"] == "AZ/GOV/MLSPP/HAQQ" and r["user_id"] == "haqq" for r in asked)
     assert all(r["outcome"] == "ok" and r["status"] == 200 and r["request_hash"] for r in asked)
@@ -157,7 +157,7 @@ def test_the_bank_and_the_gateway_are_in_the_message_log_too(
     for r in log:
         by_service[r["service"]] = by_service.get(r["service"], 0) + r["persons"]
     assert {"bank:HAQB/find_accounts", "bank:HAQB/request_accounts", "bank:HAQB/account_answers",
-            "bank:HAQB/send_file", "bank:HAQB/files", "sms/submit", "sms/inbound"} <= set(by_service)
+            "bank:HAQB/send_file", "bank:HAQB/files", "sms:simulated/submit", "sms:simulated/inbound", "sms:simulated/receipts"} <= set(by_service)
     with app.engine.connect() as conn:
         paid = conn.execute(select(func.count()).select_from(payments).where(payments.c.sent_at.is_not(None))).scalar_one()
         texted = conn.execute(select(func.count()).select_from(notifications).where(notifications.c.sent_at.is_not(None))).scalar_one()
@@ -166,6 +166,6 @@ def test_the_bank_and_the_gateway_are_in_the_message_log_too(
     # (a repeat after a lost race may be logged twice, never less); every status came in one.
     assert by_service["bank:HAQB/send_file"] >= paid > 0
     assert by_service["bank:HAQB/files"] >= paid
-    assert by_service["sms/submit"] >= texted > 0
-    inbound = [r for r in log if r["service"] == "sms/inbound"]
+    assert by_service["sms:simulated/submit"] >= texted > 0
+    inbound = [r for r in log if r["service"] == "sms:simulated/inbound"]
     assert inbound and all(r["direction"] == "in" for r in inbound)

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from haqq.pipeline import messages, pay
+from haqq.pipeline import pay
 from haqq.pipeline.consent import NO, YES, parse_reply
-from haqq.pipeline.messages import LANGUAGES, TEMPLATES, render, reply_code
 from haqq.pipeline.pay import first_month_amount, month_start, months, next_month, period_due
+from haqq.rules.messages import reply_code
 
 # --- consent replies -------------------------------------------------------------------------
 
@@ -215,94 +215,7 @@ def test_payment_row_key_is_per_period() -> None:
     assert (row["entitlement_id"], row["status"], row["amount"]) == ("case-9", "scheduled", 100)
 
 
-# --- messages --------------------------------------------------------------------------------
-
-PROGRAM = {"az": "Doğum müavinəti", "ru": "Пособие при рождении", "en": "Birth benefit"}
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("kind", ["consent_request", "reminder"])
-def test_consent_texts_carry_amount_and_code(kind: str, language: str) -> None:
-    text = render(kind, language, program=PROGRAM, amount=123456, case_id="case-1", code="4821")
-    assert "1,234.56 AZN" in text
-    assert PROGRAM[language] in text
-    assert text.count("4821") == 2  # in the YES and in the NO
-    assert "{" not in text and "}" not in text
-
-
-@pytest.mark.parametrize(
-    ("language", "yes", "no"),
-    [("az", "HƏ 4821", "YOX 4821"), ("ru", "ДА 4821", "НЕТ 4821"), ("en", "YES 4821", "NO 4821")],
-)
-def test_consent_request_tells_words_parse_reply_understands(
-    language: str, yes: str, no: str
-) -> None:
-    text = render(
-        "consent_request", language, program=PROGRAM, amount=30000, case_id="c", code="4821"
-    )
-    assert yes in text and no in text
-    assert parse_reply(yes) == ("yes", "4821")
-    assert parse_reply(no) == ("no", "4821")
-
-
-@pytest.mark.parametrize(
-    ("language", "expected"),
-    [
-        (
-            "az",
-            "Doğum müavinəti təyin edildi: 300.00 AZN. Məbləğ Kapital Bank bankındakı hesabınıza "
-            "ödənilir. Səbəb və etiraz: haqq.gov.az/case-1",
-        ),
-        (
-            "ru",
-            "Вам назначено: Пособие при рождении, 300.00 AZN. Сумма будет зачислена на ваш счёт в "
-            "банке Kapital Bank. Подробнее и обжалование: haqq.gov.az/case-1",
-        ),
-        (
-            "en",
-            "Granted: Birth benefit, 300.00 AZN. It is paid to your account at Kapital Bank. "
-            "Details and appeal: haqq.gov.az/case-1",
-        ),
-    ],
-)
-def test_granted_text(language: str, expected: str) -> None:
-    got = render(
-        "granted", language, program=PROGRAM, amount=30000, case_id="case-1", bank="Kapital Bank"
-    )
-    assert got == expected
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
-def test_granted_by_card_names_the_bank(language: str) -> None:
-    text = render(
-        "granted", language, program=PROGRAM, amount=1500, case_id="c9", how="card", bank="ABB"
-    )
-    assert "ABB" in text
-    assert "15.00 AZN" in text
-    assert "haqq.gov.az/c9" in text
-    assert text != render(
-        "granted", language, program=PROGRAM, amount=1500, case_id="c9", bank="ABB"
-    )
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
-def test_declined_text_links_the_case(language: str) -> None:
-    text = render("declined", language, program=PROGRAM, amount=0, case_id="case-77")
-    assert "haqq.gov.az/case-77" in text
-    assert PROGRAM[language] in text
-
-
-def test_unknown_language_falls_back_to_azerbaijani() -> None:
-    kw = {"program": PROGRAM, "amount": 30000, "case_id": "c", "code": "1234"}
-    assert render("reminder", "fr", **kw) == render("reminder", "az", **kw)  # type: ignore[arg-type]
-    assert render("reminder", "", **kw).startswith("Xatırlatma: Doğum müavinəti (300.00 AZN)")  # type: ignore[arg-type]
-
-
-def test_every_template_exists_in_every_language() -> None:
-    for kind, texts in TEMPLATES.items():
-        assert set(texts) == set(LANGUAGES), kind
-    for how in messages.HOW.values():
-        assert set(how) == set(LANGUAGES)
+# --- reply codes ------------------------------------------------------------------------------
 
 
 def test_reply_code_known_values() -> None:

@@ -55,6 +55,7 @@ from haqq.country.schema import (
     ensure_institution_tables,
     parse_baku,
 )
+from haqq.domain import sms
 from haqq.domain.errors import InstitutionError
 from haqq.domain.iban import iban_is_valid, make_iban
 from haqq.ports import (
@@ -62,6 +63,7 @@ from haqq.ports import (
     AccountAnswer,
     AccountRequest,
     BankFile,
+    DeliveryReceipt,
     Exchange,
     InboundSms,
     OutgoingSms,
@@ -839,6 +841,12 @@ _INSERT_SENT = (
     "INSERT INTO sms_sent (key, gateway_id, phone, text, at, reply_code, status, reason) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_RECEIPT = (
+    "INSERT OR IGNORE INTO sms_receipts (receipt_id, message_id, status, at, detail) VALUES (?, ?, ?, ?, ?)"
+)
+#: The share of messages the network fails to deliver (a phone off for good), and that expire.
+UNDELIVERED_SHARE = 0.02
+EXPIRED_SHARE = 0.01
 
 
 class SimulatedSmsGateway:
@@ -847,7 +855,13 @@ class SimulatedSmsGateway:
     A message with a ``reply_code`` gets an answer (a hash of ``(seed, key)`` decides): ~80 %
     YES, ~10 % NO, ~10 % never, 10 minutes to 3 days later (mostly early), in the language the
     mobile registry holds for the number, typed carelessly (case, stray spaces).
+
+    Each accepted message is split as a real gateway would (:func:`haqq.domain.sms.split`);
+    each part gets a delivery receipt 5 to 120 seconds later: delivered, or for ~2 % of
+    messages failed (``UNDELIV``) and ~1 % expired a day later.
     """
+
+    name = "simulated"
 
     def __init__(self, path: Path | str, *, seed: int = 1) -> None:
         self._db = _Db(path)
@@ -877,6 +891,7 @@ class SimulatedSmsGateway:
                     ).fetchall()
                 )
             plain: list[tuple[Any, ...]] = []
+            receipts: list[tuple[Any, ...]] = []
             for m in messages:
                 if m.key in results:
                     # Every attempt is counted, so tests can see retries that did not resend.
@@ -890,7 +905,9 @@ class SimulatedSmsGateway:
                     # Nobody answers a plain notice: its row can wait for the batch's one insert.
                     row, results[m.key] = self._accept(m)
                     plain.append(row)
+                receipts.extend(self._receipts(m, results[m.key]))
             conn.executemany(_INSERT_SENT, plain)
+            conn.executemany(_INSERT_RECEIPT, receipts)
         return {k: results[k] for k in order}
 
     def _accept(self, m: OutgoingSms) -> tuple[tuple[Any, ...], SubmitResult]:
@@ -898,12 +915,30 @@ class SimulatedSmsGateway:
         gateway_id = f"SM-{_hex(self.seed, 'sms', m.key)}"
         status: Literal["accepted", "rejected"] = "accepted"
         reason: str | None = None
+        parts: tuple[str, ...] = ()
         if not isinstance(m.phone, str) or not _PHONE_RE.match(m.phone):
             status, reason = "rejected", "invalid destination number (expected +994 and 9 digits)"
         elif not m.text:
             status, reason = "rejected", "empty message"
+        else:
+            n = sms.segments(m.text)
+            parts = (gateway_id,) + tuple(f"{gateway_id}.{i}" for i in range(2, n + 1))
         row = (m.key, gateway_id, m.phone, m.text, baku_iso(m.at), m.reply_code, status, reason)
-        return row, SubmitResult(m.key, gateway_id, status, reason)
+        return row, SubmitResult(m.key, gateway_id, status, reason, parts)
+
+    def _receipts(self, m: OutgoingSms, result: SubmitResult) -> list[tuple[Any, ...]]:
+        """The delivery receipts the network will send for an accepted message, one per part."""
+        if result.status != "accepted":
+            return []
+        u_fate, u_delay, _, _ = _uniform(self.seed, "dlr", m.key)
+        if u_fate < UNDELIVERED_SHARE:
+            status, detail, delay = "failed", "stat:UNDELIV err:001", 5 + 115 * u_delay
+        elif u_fate < UNDELIVERED_SHARE + EXPIRED_SHARE:
+            status, detail, delay = "expired", "stat:EXPIRED err:000", 86_400.0
+        else:
+            status, detail, delay = "delivered", "stat:DELIVRD err:000", 5 + 115 * u_delay
+        at = baku_iso(m.at + timedelta(seconds=int(delay)))
+        return [(f"DLR-{part}", part, status, at, detail) for part in result.parts]
 
     def _send(
         self, conn: sqlite3.Connection, m: OutgoingSms, languages: Mapping[str, str]
@@ -965,17 +1000,26 @@ class SimulatedSmsGateway:
             ).fetchall()
         return [InboundSms(g, p, t, parse_baku(r)) for g, p, t, r in rows]
 
-    def ack(self, gateway_ids: Sequence[str]) -> None:
-        """Mark inbound messages as handled; they are not returned by :meth:`inbound` again."""
-        ids = list(dict.fromkeys(gateway_ids))
-        if not ids:
+    def receipts(self, *, as_of: datetime, limit: int = 10_000) -> Sequence[DeliveryReceipt]:
+        """Unacknowledged delivery receipts due by ``as_of``, oldest first."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT receipt_id, message_id, status, at, detail FROM sms_receipts "
+                "WHERE acked = 0 AND at <= ? ORDER BY at, receipt_id LIMIT ?",
+                (baku_iso(as_of), int(limit)),
+            ).fetchall()
+        return [DeliveryReceipt(r, m, s, parse_baku(a), d) for r, m, s, a, d in rows]
+
+    def ack(self, ids: Sequence[str]) -> None:
+        """Mark inbound messages and receipts as handled; they are not returned again."""
+        unique = list(dict.fromkeys(ids))
+        if not unique:
             return
         with self._db.write() as conn:
-            for batch in _chunks(ids):
-                conn.execute(
-                    f"UPDATE sms_inbound SET acked = 1 WHERE gateway_id IN ({_marks(len(batch))})",
-                    batch,
-                )
+            for batch in _chunks(unique):
+                marks = _marks(len(batch))
+                conn.execute(f"UPDATE sms_inbound SET acked = 1 WHERE gateway_id IN ({marks})", batch)
+                conn.execute(f"UPDATE sms_receipts SET acked = 1 WHERE receipt_id IN ({marks})", batch)
 
     def sent_count(self) -> int:
         """How many distinct messages were accepted for delivery."""

@@ -38,6 +38,7 @@ from haqq.adapters.store.schema import (
     payment_runs,
     payments,
     payroll_runs,
+    sms_receipts,
 )
 from haqq.domain.cases import CaseState
 from haqq.domain.errors import HaqqError
@@ -162,6 +163,7 @@ def due_kinds(conn: Connection, now: datetime, month: str, daily_run: str | None
         ),
         "sms": earliest(notifications.c.due_at, notifications.c.status == "pending"),
         "replies": exists(select(inbound_sms.c.id).where(inbound_sms.c.status == "new")),
+        "receipts": exists(select(sms_receipts.c.id).where(sms_receipts.c.state == "new")),
         "payroll": exists(select(payroll_runs.c.period).where(payroll_runs.c.period == month)),
     }
     if daily_run is not None:

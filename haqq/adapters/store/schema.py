@@ -310,16 +310,24 @@ notifications = Table(
     Column("fin", String(7), nullable=False, index=True),
     Column("phone", String(16)),
     Column("language", String(2), nullable=False),
-    # granted | consent_request | reminder | declined | stopped
+    # granted | payment_sent | card_ready | consent_request | reminder | declined | stopped |
+    # may_claim | lapsed | refused_reply (see haqq.notify.catalogue)
     Column("kind", String(20), nullable=False),
     Column("text", Text, nullable=False),
     Column("reply_code", String(8)),
     Column("due_at", TS, nullable=False),
-    # pending (outbox) | sent | rejected | undeliverable
+    # pending (outbox) | sent (the gateway took it) | delivered | failed (the network said so) |
+    # rejected (the gateway refused it for good) | undeliverable (gave up after retries)
     Column("status", String(20), nullable=False),
     Column("gateway_id", String(60)),
     Column("sent_at", TS),
     Column("sent_wall", TS),
+    # Which gateway took it, in how many parts, after how many tries, and what came back.
+    Column("gateway", String(20)),
+    Column("parts", Integer),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("reason", Text),
+    Column("delivered_at", TS),
     Index(
         "ix_notifications_due",
         "due_at",
@@ -329,11 +337,69 @@ notifications = Table(
     Index("ix_notifications_reply", "phone", "reply_code"),
 )
 
+#: What a citizen chose about a case, with its time and channel: consent given or refused,
+#: a benefit declined or a recurring one stopped, a notify-mode benefit claimed later.
+citizen_choices = Table(
+    "citizen_choices",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False, index=True),
+    Column("fin", String(7), nullable=False, index=True),
+    # consent | refuse | decline | stop | claimed
+    Column("choice", String(20), nullable=False),
+    # sms | api | office | registry
+    Column("channel", String(20), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("recorded_at", TS, nullable=False),
+    # The message or request it came in (an inbound SMS's gateway id, an API request id).
+    Column("source", String(120)),
+    Column("note", Text),
+)
+
+#: Every part of every message a gateway took, by the gateway's id for it: delivery receipts
+#: name the part, and a message is delivered when all its parts are.
+sms_parts = Table(
+    "sms_parts",
+    metadata,
+    Column("message_id", String(80), primary_key=True),
+    Column("notification_id", ForeignKey("notifications.id"), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    # sent | delivered | failed | expired | buffered
+    Column("status", String(20), nullable=False),
+    Column("at", TS),
+)
+
+#: The inbox of delivery receipts: stored as they arrive (from a gateway's connection or
+#: pushed to haqq's HTTP endpoint), applied to their notifications by the worker.
+sms_receipts = Table(
+    "sms_receipts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("gateway", String(20), nullable=False),
+    Column("receipt_id", String(120), nullable=False, unique=True),
+    Column("message_id", String(80), nullable=False),
+    # delivered | failed | expired | buffered
+    Column("status", String(20), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("detail", Text),
+    Column("received_at", TS, nullable=False),
+    # new | applied | refused
+    Column("state", String(20), nullable=False),
+    Column("outcome", Text),
+    Index(
+        "ix_sms_receipts_new",
+        "id",
+        postgresql_where=text("state = 'new'"),
+        sqlite_where=text("state = 'new'"),
+    ),
+)
+
 inbound_sms = Table(
     "inbound_sms",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("gateway_id", String(60), nullable=False, unique=True),
+    Column("gateway", String(20)),
     Column("phone", String(16), nullable=False),
     Column("text", Text, nullable=False),
     Column("received_at", TS, nullable=False),

@@ -1,0 +1,251 @@
+"""Texting: send the SMS outbox through the gateway, and take in what the network says.
+
+- **Sending.** Due notifications are claimed, handed to the gateway with their keys (a repeat
+  after a crash is recognised by the key) and recorded in one transaction with the answer:
+  accepted (with the id of every part), refused for good, or refused for now. A message
+  refused for now, or one the gateway could not take at all, is offered again after a
+  growing pause, up to ``max_attempts`` times; then it is undeliverable.
+- **Rate.** Each worker offers at most ``rate`` messages a second (0: no limit), the gateway's
+  contracted throughput shared between the workers.
+- **Quiet hours** are applied when a message is queued (see :mod:`haqq.domain.quiet`) and
+  again when a retry is put off.
+- **Receipts.** Delivery receipts (from the gateway's connection, or pushed to haqq's HTTP
+  endpoint) are stored in the ``sms_receipts`` inbox and applied here: a message is
+  delivered when every part is; failed or expired when any part is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Row, select
+
+from haqq.adapters.store import bulk
+from haqq.adapters.store.repository import chunks, insert_ignore, skip_locked
+from haqq.adapters.store.schema import inbound_sms, notifications, sms_parts, sms_receipts
+from haqq.domain.quiet import QuietHours
+from haqq.ports import GatewayUnavailable, OutgoingSms, SmsGateway, SubmitResult
+
+log = structlog.get_logger("haqq.sms")
+
+#: Receipt statuses that settle a part, and what a message becomes when a part has it.
+FINAL = {"delivered": "delivered", "failed": "failed", "expired": "failed"}
+
+
+@dataclass(frozen=True, slots=True)
+class SmsPolicy:
+    quiet: QuietHours | None = None
+    #: Messages a second this worker may offer the gateway (0: no limit).
+    rate: float = 0.0
+    max_attempts: int = 8
+    backoff: timedelta = timedelta(seconds=30)
+    max_backoff: timedelta = timedelta(hours=1)
+
+    def retry_at(self, now: datetime, attempts: int) -> datetime:
+        """When a message refused for the ``attempts``-th time is offered again."""
+        pause = min(self.backoff * (2 ** max(attempts - 1, 0)), self.max_backoff)
+        later = now + pause
+        return self.quiet.next_allowed(later) if self.quiet else later
+
+
+@dataclass(slots=True)
+class RateLimit:
+    """A token bucket: ``rate`` tokens a second, at most one second's worth saved up."""
+
+    rate: float
+    clock: Callable[[], float] = time.monotonic
+    _tokens: float = field(default=0.0)
+    _at: float | None = None
+
+    def take(self, wanted: int) -> int:
+        """How many of ``wanted`` messages may go now (all when there is no limit)."""
+        if self.rate <= 0:
+            return wanted
+        now = self.clock()
+        if self._at is None:
+            self._tokens = self.rate
+        else:
+            self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        allowed = min(wanted, int(self._tokens))
+        self._tokens -= allowed
+        return allowed
+
+
+def due(conn: Connection, now: datetime, limit: int, shard: tuple[int, int] | None = None) -> list[Row[Any]]:
+    """Pending notifications due by ``now``, oldest first (claimed on PostgreSQL); with
+    ``shard`` ``(i, n)``, only those whose id is ``i`` modulo ``n``."""
+    if limit <= 0:
+        return []
+    stmt = (
+        select(notifications.c.id, notifications.c.key, notifications.c.phone,
+               notifications.c.text, notifications.c.due_at, notifications.c.reply_code,
+               notifications.c.attempts)
+        .where(notifications.c.status == "pending", notifications.c.due_at <= now)
+        .order_by(notifications.c.due_at)
+        .limit(limit)
+    )
+    if shard is not None:
+        stmt = stmt.where(notifications.c.id % shard[1] == shard[0])
+    return list(conn.execute(skip_locked(stmt, conn, notifications)).all())
+
+
+@dataclass(frozen=True, slots=True)
+class Offered:
+    """What the gateway said to a batch: answers by key, or why it could take none."""
+
+    results: Mapping[str, SubmitResult]
+    unavailable: str | None = None
+
+
+def submit(gateway: SmsGateway, rows: Sequence[Row[Any]]) -> Offered:
+    """Hand the messages to the gateway, each with its idempotency key."""
+    if not rows:
+        return Offered({})
+    try:
+        return Offered(gateway.submit(
+            [OutgoingSms(r.key, r.phone, r.text, r.due_at, r.reply_code) for r in rows]
+        ))
+    except GatewayUnavailable as exc:
+        log.warning("SMS gateway unavailable", gateway=gateway.name, error=str(exc), messages=len(rows))
+        return Offered({}, unavailable=str(exc) or "gateway unavailable")
+
+
+def record(
+    conn: Connection,
+    rows: Sequence[Row[Any]],
+    offered: Offered,
+    *,
+    gateway: str,
+    now: datetime,
+    at: datetime,
+    policy: SmsPolicy,
+) -> int:
+    """Record what the gateway answered, for notifications still pending."""
+    sent: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    later: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for r in rows:
+        result = offered.results.get(r.key)
+        if result is not None and result.status == "accepted":
+            ids = result.parts or (result.gateway_id,)
+            sent.append({"status": "sent", "gateway": gateway, "gateway_id": result.gateway_id,
+                         "parts": len(ids), "attempts": r.attempts + 1, "sent_at": r.due_at,
+                         "sent_wall": at, "id": r.id})
+            parts.extend({"message_id": m, "notification_id": r.id, "seq": i, "status": "sent", "at": None}
+                         for i, m in enumerate(ids, 1))
+        elif result is not None and result.status == "rejected":
+            refused.append({"status": "rejected", "gateway": gateway, "gateway_id": result.gateway_id,
+                            "reason": result.reason, "attempts": r.attempts + 1, "sent_wall": at,
+                            "id": r.id})
+        else:
+            attempts = r.attempts + 1
+            reason = offered.unavailable or (result.reason if result else None) or "not answered"
+            if attempts >= policy.max_attempts:
+                refused.append({"status": "undeliverable", "gateway": gateway, "gateway_id": None,
+                                "reason": f"gave up after {attempts} attempts: {reason}",
+                                "attempts": attempts, "sent_wall": at, "id": r.id})
+            else:
+                later.append({"due_at": policy.retry_at(now, attempts), "attempts": attempts,
+                              "reason": reason, "id": r.id})
+    pending = {"status": "pending"}
+    done = bulk.update_rows(conn, notifications, "id", sent, only_if=pending)
+    bulk.update_rows(conn, notifications, "id", refused, only_if=pending)
+    bulk.update_rows(conn, notifications, "id", later, only_if=pending)
+    if parts:
+        insert_ignore(conn, sms_parts, parts, ["message_id"])
+    if later:
+        log.info("SMS put off", gateway=gateway, messages=len(later), reason=later[0]["reason"])
+    return done + len(refused) + len(later)
+
+
+def fetch(conn: Connection, gateway: SmsGateway, now: datetime, limit: int) -> list[str]:
+    """Store the replies and receipts received up to ``now``; returns the ids to acknowledge
+    to the gateway after the commit (so a crash before it means they come again)."""
+    received = gateway.inbound(as_of=now, limit=limit)
+    receipts = gateway.receipts(as_of=now, limit=limit)
+    insert_ignore(
+        conn, inbound_sms,
+        [{"gateway_id": m.gateway_id, "gateway": gateway.name, "phone": m.phone, "text": m.text,
+          "received_at": m.received_at, "status": "new"} for m in received],
+        ["gateway_id"],
+    )
+    store_receipts(conn, gateway.name, receipts, now)
+    return [m.gateway_id for m in received] + [r.receipt_id for r in receipts]
+
+
+def store_receipts(conn: Connection, gateway: str, receipts: Sequence[Any], now: datetime) -> int:
+    """Put receipts in the inbox (a receipt seen before is ignored)."""
+    return insert_ignore(
+        conn, sms_receipts,
+        [{"gateway": gateway, "receipt_id": r.receipt_id, "message_id": r.message_id,
+          "status": r.status, "at": r.at, "detail": r.detail, "received_at": now, "state": "new"}
+         for r in receipts],
+        ["receipt_id"],
+    )
+
+
+def apply_receipts(conn: Connection, limit: int) -> int:
+    """Apply new receipts to their parts and messages; a receipt for a part haqq never sent is
+    refused and kept with the reason."""
+    stmt = (
+        select(sms_receipts.c.id, sms_receipts.c.message_id, sms_receipts.c.status, sms_receipts.c.at,
+               sms_receipts.c.detail)
+        .where(sms_receipts.c.state == "new")
+        .order_by(sms_receipts.c.id)
+        .limit(limit)
+    )
+    rows = conn.execute(skip_locked(stmt, conn, sms_receipts)).all()
+    if not rows:
+        return 0
+    known: dict[str, int] = {}
+    for part in chunks(sorted({r.message_id for r in rows})):
+        known.update(conn.execute(
+            select(sms_parts.c.message_id, sms_parts.c.notification_id).where(sms_parts.c.message_id.in_(part))
+        ).all())
+    outcomes = []
+    # The last word on each part (receipts in the order they came).
+    word: dict[str, Any] = {}
+    for r in rows:
+        if r.message_id not in known:
+            outcomes.append({"state": "refused", "outcome": "no message part with this id was sent", "id": r.id})
+            continue
+        outcomes.append({"state": "applied", "outcome": None, "id": r.id})
+        if r.status in FINAL or r.message_id not in word:
+            word[r.message_id] = r
+    bulk.update_rows(conn, sms_receipts, "id", outcomes, only_if={"state": "new"})
+    bulk.update_rows(
+        conn, sms_parts, "message_id",
+        [{"status": r.status, "at": r.at, "message_id": m} for m, r in word.items()],
+    )
+    touched = sorted({known[m] for m, r in word.items() if r.status in FINAL})
+    _settle(conn, touched)
+    return len(rows)
+
+
+def _settle(conn: Connection, ids: Sequence[int]) -> None:
+    """Set each message's status from its parts: delivered when all are, failed when one is."""
+    updates = []
+    for part in chunks(ids):
+        found = conn.execute(
+            select(sms_parts.c.notification_id, sms_parts.c.status, sms_parts.c.at)
+            .where(sms_parts.c.notification_id.in_(part))
+        ).all()
+        by_message: dict[int, list[Any]] = {}
+        for f in found:
+            by_message.setdefault(f.notification_id, []).append(f)
+        for nid, got in by_message.items():
+            failed = [g for g in got if FINAL.get(g.status) == "failed"]
+            if failed:
+                updates.append({"status": "failed", "reason": f"the network reported {failed[0].status}",
+                                "delivered_at": None, "id": nid})
+            elif all(g.status == "delivered" for g in got):
+                updates.append({"status": "delivered", "reason": None,
+                                "delivered_at": max(g.at for g in got), "id": nid})
+    bulk.update_rows(conn, notifications, "id", updates, only_if={"status": "sent"})
