@@ -4,7 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench clean system-deps
+# Debian packages the tests drive for real: Kannel (bearerbox, smsbox) and its fake SMSC.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +23,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check haqq bench tests
 	$(VENV)/bin/mypy
 
-test: lint
+system-deps:
+	@command -v bearerbox >/dev/null 2>&1 && dpkg -s kannel-extras >/dev/null 2>&1 || \
+	  (echo "installing Debian's kannel and kannel-extras for the SMS gateway tests" && \
+	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q kannel kannel-extras >/dev/null)
+
+test: lint system-deps
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

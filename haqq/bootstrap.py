@@ -28,10 +28,13 @@ from haqq.adapters.xroad.directory import load_directory
 from haqq.adapters.xroad.providers import simulated_providers
 from haqq.adapters.xroad.security_server import SecurityServer
 from haqq.domain.errors import HaqqError
+from haqq.domain.quiet import QuietHours
 from haqq.pipeline.runs import Office
+from haqq.pipeline.texting import SmsPolicy
 from haqq.pipeline.worker import Worker
 from haqq.ports import Bank, Clock, Institutions, SmsGateway
 from haqq.rules.catalogue import Catalogue, load_catalogue
+from haqq.rules.messages import MessageCatalogue, default_messages, load_messages
 
 
 class ConfigurationError(HaqqError):
@@ -102,6 +105,22 @@ class Settings:
     payment_file_max: int = 100_000
     #: The partner bank's API (``haqq bank serve``); None: the simulated bank in-process.
     bank_url: str | None = None
+    #: The SMS gateway: ``simulated`` (in-process), ``kannel`` (its HTTP ``sendsms``) or
+    #: ``smpp`` (SMPP 3.4 to an SMSC).
+    sms_gateway: str = "simulated"
+    #: Kannel's sendsms URL with its user, e.g. ``http://haqq:secret@kannel:13013/cgi-bin/sendsms``.
+    kannel_url: str | None = None
+    #: The SMSC, e.g. ``smpp://system_id:password@smsc.example:2775``.
+    smpp_url: str | None = None
+    #: Where a gateway pushes receipts and replies: haqq serve's address (``/sms/kannel/dlr``).
+    sms_callback_url: str = "http://127.0.0.1:8080"
+    sms_sender: str = "HAQQ"
+    #: No SMS at night (local time, ``HH:MM-HH:MM``; ``off`` for none).
+    sms_quiet: str = "22:00-08:00"
+    #: Messages a second the gateway takes (shared by the workers; 0: no limit).
+    sms_rate: float = 0.0
+    #: The SMS catalogue (None: the built-in ``haqq/rules/messages.yaml``).
+    messages_path: Path | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -121,9 +140,30 @@ class Settings:
             approval_threshold=_minor(env("HAQQ_APPROVAL_THRESHOLD_AZN"), 1_000_000),
             payment_file_max=int(env("HAQQ_PAYMENT_FILE_MAX", "100000")),
             bank_url=env("HAQQ_BANK_URL"),
+            sms_gateway=env("HAQQ_SMS_GATEWAY")
+            or ("kannel" if env("HAQQ_KANNEL_URL") else "smpp" if env("HAQQ_SMPP_URL") else "simulated"),
+            kannel_url=env("HAQQ_KANNEL_URL"),
+            smpp_url=env("HAQQ_SMPP_URL"),
+            sms_callback_url=env("HAQQ_SMS_CALLBACK_URL", "http://127.0.0.1:8080"),
+            sms_sender=env("HAQQ_SMS_SENDER", "HAQQ"),
+            sms_quiet=env("HAQQ_SMS_QUIET", "22:00-08:00"),
+            sms_rate=_number(env("HAQQ_SMS_RATE"), "HAQQ_SMS_RATE"),
+            messages_path=Path(p) if (p := env("HAQQ_MESSAGES")) else None,
         )
         values = {**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
         return cls(**values)
+
+
+def _number(value: str | None, name: str) -> float:
+    if not value:
+        return 0.0
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, not {value!r}") from None
+    if number < 0:
+        raise ConfigurationError(f"{name} must not be negative")
+    return number
 
 
 def _minor(azn: str | None, default_azn: int) -> int:
@@ -137,6 +177,7 @@ def _minor(azn: str | None, default_azn: int) -> int:
 
 
 PAYMENT_CHANNELS = ("runs", "direct")
+SMS_GATEWAYS = ("simulated", "kannel", "smpp")
 OFFICES = ("automatic", "manual")
 
 
@@ -151,6 +192,7 @@ class Haqq:
     bank: Bank
     sms: SmsGateway
     wall: Callable[[], datetime] = field(default=wall_clock)
+    messages: MessageCatalogue = field(default_factory=default_messages)
 
     def worker(
         self, clock: Clock, batch_size: int | None = None, *, shard: int = 0, shards: int = 1
@@ -168,7 +210,13 @@ class Haqq:
             shard=shard,
             shards=shards,
             office=self.office() if self.settings.payments == "runs" else None,
+            messages=self.messages,
+            sms_policy=self.sms_policy(),
         )
+
+    def sms_policy(self) -> SmsPolicy:
+        """How SMS go out, as configured (quiet hours, the gateway's rate)."""
+        return SmsPolicy(quiet=QuietHours.parse(self.settings.sms_quiet), rate=self.settings.sms_rate)
 
     def office(self) -> Office:
         """The payment office as configured."""
@@ -235,17 +283,52 @@ def bank(settings: Settings) -> Bank:
     return SimulatedBank(settings.country, seed=settings.seed)
 
 
+def sms_gateway(settings: Settings) -> SmsGateway:
+    """The SMS gateway as the settings say (see :data:`SMS_GATEWAYS`)."""
+    QuietHours.parse(settings.sms_quiet)  # a bad setting fails at start, not at night
+    if settings.sms_gateway not in SMS_GATEWAYS:
+        raise ConfigurationError(
+            f"unknown SMS gateway {settings.sms_gateway!r}: choose one of {', '.join(SMS_GATEWAYS)}"
+        )
+    if settings.sms_gateway == "kannel":
+        if not settings.kannel_url:
+            raise ConfigurationError("the kannel gateway needs its sendsms URL (HAQQ_KANNEL_URL)")
+        from haqq.adapters.sms.kannel import KannelGateway
+
+        url = httpx.URL(settings.kannel_url)
+        return KannelGateway(
+            str(url.copy_with(username=None, password=None)), url.username, url.password,
+            settings.sms_callback_url, sender=settings.sms_sender,
+            dlr_token=os.environ.get("HAQQ_SMS_TOKEN") or None,
+        )
+    if settings.sms_gateway == "smpp":
+        if not settings.smpp_url:
+            raise ConfigurationError("the smpp gateway needs the SMSC (HAQQ_SMPP_URL=smpp://id:password@host:port)")
+        from haqq.adapters.sms.smpp import SmppGateway
+
+        url = httpx.URL(settings.smpp_url.replace("smpp://", "http://", 1))
+        if not url.host or not url.username:
+            raise ConfigurationError(f"HAQQ_SMPP_URL {settings.smpp_url!r}: expected smpp://system_id:password@host:port")
+        return SmppGateway(url.host, url.port or 2775, url.username, url.password,
+                           source_addr=settings.sms_sender)
+    return SimulatedSmsGateway(settings.country, seed=settings.seed)
+
+
 def build(settings: Settings | None = None, *, engine: Engine | None = None) -> Haqq:
     """Wire haqq: the store from the settings, the registries as configured (by default the
-    simulated country's, through the X-Road protocol in-process), the simulated bank and SMS
-    gateway."""
+    simulated country's, through the X-Road protocol in-process), the bank and SMS gateway as
+    configured (by default simulated, in-process)."""
     settings = settings or Settings.from_env()
     configure_logging()
+    catalogue = load_catalogue(settings.catalogue_dir)
+    full = {p.id: p.names.model_dump() for p in catalogue.programs.values()}
     return Haqq(
         settings=settings,
         engine=engine or make_engine(settings.database_url),
-        catalogue=load_catalogue(settings.catalogue_dir),
+        catalogue=catalogue,
         institutions=institutions(settings),
         bank=bank(settings),
-        sms=SimulatedSmsGateway(settings.country, seed=settings.seed),
+        sms=sms_gateway(settings),
+        messages=load_messages(settings.messages_path, programs=full)
+        if settings.messages_path else default_messages(),
     )

@@ -114,15 +114,16 @@ INSTITUTION_DDL = (
         reason TEXT,
         attempts INTEGER NOT NULL DEFAULT 1
     )""",
-    # Delivery receipts the network will send, one per part, returned from ``at`` until acked.
-    """CREATE TABLE IF NOT EXISTS sms_receipts (
-        receipt_id TEXT PRIMARY KEY,
-        message_id TEXT NOT NULL,
+    # Delivery receipts the network will send for a message (one per part, the parts' ids
+    # being the message's and ``.2``, ``.3`` …), returned from ``at`` until acknowledged.
+    """CREATE TABLE IF NOT EXISTS sms_dlr (
+        gateway_id TEXT PRIMARY KEY,
+        parts INTEGER NOT NULL,
         status TEXT NOT NULL,
         at TEXT NOT NULL,
         detail TEXT,
         acked INTEGER NOT NULL DEFAULT 0
-    )""",
+    ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS sms_inbound (
         gateway_id TEXT PRIMARY KEY,
         phone TEXT NOT NULL,
@@ -151,7 +152,7 @@ INSTITUTION_DDL = (
     )""",
     "CREATE INDEX IF NOT EXISTS bank_files_out_pending ON bank_files_out(acked, ready_at)",
     "CREATE INDEX IF NOT EXISTS sms_inbound_pending ON sms_inbound(acked, received_at)",
-    "CREATE INDEX IF NOT EXISTS sms_receipts_pending ON sms_receipts(acked, at)",
+    "CREATE INDEX IF NOT EXISTS sms_dlr_pending ON sms_dlr(acked, at)",
     "CREATE INDEX IF NOT EXISTS sms_inbound_reply_to ON sms_inbound(in_reply_to)",
     "CREATE INDEX IF NOT EXISTS sms_sent_code ON sms_sent(phone, reply_code) WHERE reply_code IS NOT NULL",
 )

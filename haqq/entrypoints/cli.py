@@ -401,6 +401,31 @@ def bench_pipeline(
             console.print(f"{key:>24}: {value}")
 
 
+@bench_app.command("notify")
+def bench_notify(
+    notifications: Annotated[int, typer.Option("--notifications", min=100, help="notifications composed and submitted")] = 100_000,
+    gateway: Annotated[str, typer.Option(help="simulated (in-process), or kannel: also through a real Kannel on loopback")] = "simulated",
+    kannel_messages: Annotated[int, typer.Option(min=1, help="messages sent through Kannel")] = 2_000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Compose and submit notifications in mixed languages, and how fast."""
+    from bench.notify import run_bench
+
+    if gateway not in ("simulated", "kannel"):
+        fail(f"--gateway {gateway!r}: choose simulated or kannel")
+    try:
+        with progress_bar("notify") as update:
+            figures = run_bench(n=notifications, gateway=gateway, kannel_messages=kannel_messages,
+                                progress=None if as_json else (lambda _stage, done, total: update(done, total)))
+    except HaqqError as exc:
+        fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(figures) + "\n")
+    else:
+        for key, value in figures.items():
+            console.print(f"{key:>26}: {value}")
+
+
 @bench_app.command("payroll")
 def bench_payroll(
     entitlements: Annotated[int, typer.Option(min=1, help="recurring entitlements paid")] = 1_000_000,

@@ -3,11 +3,16 @@
 - ``/events``: where registries push life events (SPDCI ``notify`` and ``on-subscribe``,
   OpenCRVS-style webhooks; see :mod:`haqq.entrypoints.events_api`);
 - ``/datatracker``: "who looked at my data", the Data Tracker API v3 (``/v3/findUsage``,
-  ``/v3/heartbeat``; see :mod:`haqq.entrypoints.tracker_api`).
+  ``/v3/heartbeat``; see :mod:`haqq.entrypoints.tracker_api`);
+- ``/sms``: what an SMS gateway pushes: Kannel's delivery reports and citizens' replies
+  (``/sms/kannel/dlr``, ``/sms/kannel/mo``; see :mod:`haqq.entrypoints.sms_api`);
+- ``/api/v1``: a citizen declines or stops a benefit, an office reports a claim
+  (see :mod:`haqq.entrypoints.choices_api`).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,20 +22,27 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from haqq.domain.errors import HaqqError
+from haqq.domain.quiet import QuietHours
 from haqq.entrypoints.common import DbOption, console, fail
 
 if TYPE_CHECKING:
     from haqq.adapters.events.keys import EventKeys
 
 
-def make_http_app(engine: Engine, keys: EventKeys) -> Starlette:
-    """The endpoints, mounted: ``/events`` and ``/datatracker``."""
+def make_http_app(
+    engine: Engine, keys: EventKeys, *, sms_token: str | None = None, quiet: QuietHours | None = None
+) -> Starlette:
+    """The endpoints, mounted: ``/events``, ``/datatracker``, ``/sms`` and ``/api/v1``."""
+    from haqq.entrypoints.choices_api import make_choices_app
     from haqq.entrypoints.events_api import make_events_app
+    from haqq.entrypoints.sms_api import make_sms_app
     from haqq.entrypoints.tracker_api import make_tracker_app
 
     return Starlette(routes=[
         Mount("/events", app=make_events_app(keys, engine=engine)),
         Mount("/datatracker", app=make_tracker_app(engine)),
+        Mount("/sms", app=make_sms_app(engine, token=sms_token)),
+        Mount("/api/v1", app=make_choices_app(engine, quiet=quiet)),
     ])
 
 
@@ -48,8 +60,11 @@ def serve(
 
     from haqq.adapters.events.keys import load_keys
     from haqq.adapters.store import db
+    from haqq.bootstrap import Settings
 
     try:
+        settings = Settings.from_env()
+        quiet = QuietHours.parse(settings.sms_quiet)
         loaded = load_keys(keys)
         engine = db.make_engine(database_url)
         db.upgrade(engine)
@@ -60,9 +75,12 @@ def serve(
         f"haqq on {base}\n"
         f"  life events in: {base}/events/spdci/registry/notify, {base}/events/webhooks/opencrvs "
         f"({len(loaded.spdci)} SPDCI senders, {len(loaded.webhooks)} webhook senders)\n"
-        f"  who looked at my data: {base}/datatracker/v3/findUsage?userCode=FIN"
+        f"  who looked at my data: {base}/datatracker/v3/findUsage?userCode=FIN\n"
+        f"  SMS gateway reports in: {base}/sms/kannel/dlr, {base}/sms/kannel/mo\n"
+        f"  decline or stop a benefit: POST {base}/api/v1/cases/CASE/decline"
     )
-    uvicorn.run(make_http_app(engine, loaded), host=host, port=port, log_level="warning")
+    app = make_http_app(engine, loaded, sms_token=os.environ.get("HAQQ_SMS_TOKEN") or None, quiet=quiet)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 events_app = typer.Typer(help="Life events pushed by registries.", no_args_is_help=True)

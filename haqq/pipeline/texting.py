@@ -33,6 +33,8 @@ from haqq.ports import GatewayUnavailable, OutgoingSms, SmsGateway, SubmitResult
 
 log = structlog.get_logger("haqq.sms")
 
+#: The situations that ask the citizen for an answer.
+ASKING = frozenset({"consent_request", "reminder"})
 #: Receipt statuses that settle a part, and what a message becomes when a part has it.
 FINAL = {"delivered": "delivered", "failed": "failed", "expired": "failed"}
 
@@ -85,7 +87,7 @@ def due(conn: Connection, now: datetime, limit: int, shard: tuple[int, int] | No
     stmt = (
         select(notifications.c.id, notifications.c.key, notifications.c.phone,
                notifications.c.text, notifications.c.due_at, notifications.c.reply_code,
-               notifications.c.attempts)
+               notifications.c.attempts, notifications.c.kind)
         .where(notifications.c.status == "pending", notifications.c.due_at <= now)
         .order_by(notifications.c.due_at)
         .limit(limit)
@@ -103,14 +105,17 @@ class Offered:
     unavailable: str | None = None
 
 
-def submit(gateway: SmsGateway, rows: Sequence[Row[Any]]) -> Offered:
+def submit(gateway: SmsGateway, rows: Sequence[Any]) -> Offered:
     """Hand the messages to the gateway, each with its idempotency key."""
     if not rows:
         return Offered({})
     try:
-        return Offered(gateway.submit(
-            [OutgoingSms(r.key, r.phone, r.text, r.due_at, r.reply_code) for r in rows]
-        ))
+        return Offered(gateway.submit([
+            # Only a consent request (or its reminder) awaits an answer; a grant's code is for
+            # a STOP the citizen may send, or not.
+            OutgoingSms(key, phone, text, due_at, code if kind in ASKING else None)
+            for _, key, phone, text, due_at, code, _, kind in rows
+        ]))
     except GatewayUnavailable as exc:
         log.warning("SMS gateway unavailable", gateway=gateway.name, error=str(exc), messages=len(rows))
         return Offered({}, unavailable=str(exc) or "gateway unavailable")

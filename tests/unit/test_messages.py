@@ -44,8 +44,8 @@ def test_the_built_in_catalogue_covers_every_program_and_situation() -> None:
 @pytest.mark.parametrize(
     ("language", "expected"),
     [
-        ("az", f"Doğum müavinəti təyin edildi: 300.00 AZN, Kapital Bank hesabınıza. Səbəbi: haqq.gov.az/{CASE}. İmtina: STOP 4821"),
-        ("ru", f"Назначено: Пособие при рождении, 300.00 AZN, на счёт в Kapital Bank. Почему: haqq.gov.az/{CASE}. Отказ: STOP 4821"),
+        ("az", f"Doğum müavinəti: 300.00 AZN təyin edildi, Kapital Bank hesabınıza. haqq.gov.az/{CASE} İmtina: STOP 4821"),
+        ("ru", f"Назначено: Пособие при рождении, 300.00 AZN, счёт в Kapital Bank. haqq.gov.az/{CASE} Отказ: STOP 4821"),
         ("en", f"Granted: Birth benefit, 300.00 AZN, to your Kapital Bank account. Why: haqq.gov.az/{CASE}. To decline: STOP 4821"),
     ],
 )
@@ -97,7 +97,7 @@ def test_english_texts_are_gsm7_and_fit_the_budget() -> None:
     costs = messages.costs()
     assert {c.encoding for c in costs if c.language == "en"} == {"gsm7"}
     assert {c.encoding for c in costs if c.language == "ru"} == {"ucs2"}
-    assert max(c.segments for c in costs) <= messages.max_segments
+    assert max(c.segments for c in costs) <= messages.max_segments == 2
     assert sms.segments(render("granted", "en")) == 1
 
 

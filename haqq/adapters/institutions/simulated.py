@@ -20,6 +20,7 @@ same answers whatever the order or number of calls.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -124,6 +125,12 @@ def _uniform(seed: int, purpose: str, key: str) -> tuple[float, float, float, fl
     return tuple(  # type: ignore[return-value]
         int.from_bytes(digest[i : i + 8], "big") / 2**64 for i in range(0, 32, 8)
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso(moment: datetime) -> str:
+    """:func:`baku_iso`, remembered: a batch of messages shares few moments."""
+    return baku_iso(moment)
 
 
 def _hex(seed: int, purpose: str, key: str, n: int = 16) -> str:
@@ -841,9 +848,7 @@ _INSERT_SENT = (
     "INSERT INTO sms_sent (key, gateway_id, phone, text, at, reply_code, status, reason) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_RECEIPT = (
-    "INSERT OR IGNORE INTO sms_receipts (receipt_id, message_id, status, at, detail) VALUES (?, ?, ?, ?, ?)"
-)
+_INSERT_RECEIPT = "INSERT OR IGNORE INTO sms_dlr (gateway_id, parts, status, at, detail) VALUES (?, ?, ?, ?, ?)"
 #: The share of messages the network fails to deliver (a phone off for good), and that expire.
 UNDELIVERED_SHARE = 0.02
 EXPIRED_SHARE = 0.01
@@ -892,6 +897,8 @@ class SimulatedSmsGateway:
                 )
             plain: list[tuple[Any, ...]] = []
             receipts: list[tuple[Any, ...]] = []
+            replies: list[tuple[Any, ...]] = []
+            answered = self._answered(conn, [m for m in messages if m.reply_code and m.key not in results])
             for m in messages:
                 if m.key in results:
                     # Every attempt is counted, so tests can see retries that did not resend.
@@ -899,15 +906,25 @@ class SimulatedSmsGateway:
                         "UPDATE sms_sent SET attempts = attempts + 1 WHERE key = ?", (m.key,)
                     )
                     continue
-                if m.reply_code:
-                    results[m.key] = self._send(conn, m, languages)
-                else:
-                    # Nobody answers a plain notice: its row can wait for the batch's one insert.
-                    row, results[m.key] = self._accept(m)
-                    plain.append(row)
+                row, results[m.key] = self._accept(m)
+                plain.append(row)
                 receipts.extend(self._receipts(m, results[m.key]))
+                # A citizen answers a request once: a reminder after an answer gets no second one.
+                pair = (m.phone, m.reply_code)
+                if m.reply_code and results[m.key].status == "accepted" and pair not in answered:
+                    reply = self._citizen_reply(m, languages.get(m.phone, "az"))
+                    if reply is not None:
+                        text, received_at = reply
+                        replies.append((f"MO-{_hex(self.seed, 'reply', m.key)}", m.phone, text,
+                                        baku_iso(received_at), m.key))
+                        answered.add(pair)
             conn.executemany(_INSERT_SENT, plain)
             conn.executemany(_INSERT_RECEIPT, receipts)
+            conn.executemany(
+                "INSERT OR IGNORE INTO sms_inbound (gateway_id, phone, text, received_at, acked, in_reply_to) "
+                "VALUES (?, ?, ?, ?, 0, ?)",
+                replies,
+            )
         return {k: results[k] for k in order}
 
     def _accept(self, m: OutgoingSms) -> tuple[tuple[Any, ...], SubmitResult]:
@@ -923,52 +940,41 @@ class SimulatedSmsGateway:
         else:
             n = sms.segments(m.text)
             parts = (gateway_id,) + tuple(f"{gateway_id}.{i}" for i in range(2, n + 1))
-        row = (m.key, gateway_id, m.phone, m.text, baku_iso(m.at), m.reply_code, status, reason)
+        row = (m.key, gateway_id, m.phone, m.text, _iso(m.at), m.reply_code, status, reason)
         return row, SubmitResult(m.key, gateway_id, status, reason, parts)
 
     def _receipts(self, m: OutgoingSms, result: SubmitResult) -> list[tuple[Any, ...]]:
-        """The delivery receipts the network will send for an accepted message, one per part."""
+        """The delivery receipts the network will send for an accepted message (one row; a
+        receipt per part when read)."""
         if result.status != "accepted":
             return []
-        u_fate, u_delay, _, _ = _uniform(self.seed, "dlr", m.key)
+        # The gateway id is already a hash of (seed, key): its digits decide the fate and delay.
+        digits = result.gateway_id[3:]
+        u_fate, u_delay = int(digits[:8], 16) / 2**32, int(digits[8:16], 16) / 2**32
         if u_fate < UNDELIVERED_SHARE:
             status, detail, delay = "failed", "stat:UNDELIV err:001", 5 + 115 * u_delay
         elif u_fate < UNDELIVERED_SHARE + EXPIRED_SHARE:
             status, detail, delay = "expired", "stat:EXPIRED err:000", 86_400.0
         else:
             status, detail, delay = "delivered", "stat:DELIVRD err:000", 5 + 115 * u_delay
-        at = baku_iso(m.at + timedelta(seconds=int(delay)))
-        return [(f"DLR-{part}", part, status, at, detail) for part in result.parts]
+        at = _iso(m.at + timedelta(seconds=int(delay)))
+        return [(result.gateway_id, len(result.parts), status, at, detail)]
 
-    def _send(
-        self, conn: sqlite3.Connection, m: OutgoingSms, languages: Mapping[str, str]
-    ) -> SubmitResult:
-        row, result = self._accept(m)
-        conn.execute(_INSERT_SENT, row)
-        status = result.status
-        answered = m.reply_code and conn.execute(
-            "SELECT 1 FROM sms_sent s WHERE s.phone = ? AND s.reply_code = ? AND s.key <> ? "
-            "AND EXISTS (SELECT 1 FROM sms_inbound i WHERE i.in_reply_to = s.key) LIMIT 1",
-            (m.phone, m.reply_code, m.key),
-        ).fetchone()
-        # A citizen answers a request once: a reminder after an answer gets no second one.
-        if status == "accepted" and m.reply_code and not answered:
-            reply = self._citizen_reply(m, languages.get(m.phone, "az"))
-            if reply is not None:
-                text, received_at = reply
-                conn.execute(
-                    "INSERT OR IGNORE INTO sms_inbound "
-                    "(gateway_id, phone, text, received_at, acked, in_reply_to) "
-                    "VALUES (?, ?, ?, ?, 0, ?)",
-                    (
-                        f"MO-{_hex(self.seed, 'reply', m.key)}",
-                        m.phone,
-                        text,
-                        baku_iso(received_at),
-                        m.key,
-                    ),
-                )
-        return result
+    def _answered(self, conn: sqlite3.Connection, asking: Sequence[OutgoingSms]) -> set[tuple[str, str | None]]:
+        """The (phone, code) pairs among ``asking`` whose earlier request was answered."""
+        wanted = {(m.phone, m.reply_code) for m in asking}
+        found: set[tuple[str, str | None]] = set()
+        phones = sorted({p for p, _ in wanted})
+        for batch in _chunks(phones):
+            found.update(
+                (p, c) for p, c in conn.execute(
+                    f"SELECT s.phone, s.reply_code FROM sms_sent s WHERE s.phone IN ({_marks(len(batch))}) "
+                    "AND s.reply_code IS NOT NULL "
+                    "AND EXISTS (SELECT 1 FROM sms_inbound i WHERE i.in_reply_to = s.key)",
+                    batch,
+                ) if (p, c) in wanted
+            )
+        return found
 
     def _citizen_reply(self, m: OutgoingSms, language: str) -> tuple[str, datetime] | None:
         # Whether and how a citizen answers is theirs (same for a reminder); when, per message.
@@ -1004,11 +1010,16 @@ class SimulatedSmsGateway:
         """Unacknowledged delivery receipts due by ``as_of``, oldest first."""
         with self._db.read() as conn:
             rows = conn.execute(
-                "SELECT receipt_id, message_id, status, at, detail FROM sms_receipts "
-                "WHERE acked = 0 AND at <= ? ORDER BY at, receipt_id LIMIT ?",
+                "SELECT gateway_id, parts, status, at, detail FROM sms_dlr "
+                "WHERE acked = 0 AND at <= ? ORDER BY at, gateway_id LIMIT ?",
                 (baku_iso(as_of), int(limit)),
             ).fetchall()
-        return [DeliveryReceipt(r, m, s, parse_baku(a), d) for r, m, s, a, d in rows]
+        out = []
+        for gateway_id, parts, status, at, detail in rows:
+            moment = parse_baku(at)
+            for part in (gateway_id, *(f"{gateway_id}.{i}" for i in range(2, parts + 1))):
+                out.append(DeliveryReceipt(f"DLR-{part}", part, status, moment, detail))
+        return out
 
     def ack(self, ids: Sequence[str]) -> None:
         """Mark inbound messages and receipts as handled; they are not returned again."""
@@ -1019,7 +1030,9 @@ class SimulatedSmsGateway:
             for batch in _chunks(unique):
                 marks = _marks(len(batch))
                 conn.execute(f"UPDATE sms_inbound SET acked = 1 WHERE gateway_id IN ({marks})", batch)
-                conn.execute(f"UPDATE sms_receipts SET acked = 1 WHERE receipt_id IN ({marks})", batch)
+                # A receipt's id names its part ("DLR-SM-….2"); the row is the message's.
+                messages = [i.removeprefix("DLR-").split(".")[0] for i in batch]
+                conn.execute(f"UPDATE sms_dlr SET acked = 1 WHERE gateway_id IN ({marks})", messages)
 
     def sent_count(self) -> int:
         """How many distinct messages were accepted for delivery."""

@@ -25,6 +25,9 @@ from haqq.adapters.store.usage import usage_query
 from haqq.domain.cases import RESTING
 from haqq.pipeline.work import BAKU
 
+#: A notification the gateway took: sent, and since delivered or failed.
+HANDED_OVER = ("sent", "delivered", "failed")
+
 
 @dataclass
 class Summary:
@@ -65,7 +68,7 @@ def first_sms_latencies(conn: Connection) -> tuple[list[float], list[float]]:
             func.min(notifications.c.sent_at).label("sent_at"),
             func.min(notifications.c.sent_wall).label("sent_wall"),
         )
-        .where(notifications.c.status == "sent")
+        .where(notifications.c.status.in_(HANDED_OVER))
         .group_by(notifications.c.case_id)
         .subquery()
     )
@@ -99,7 +102,7 @@ def summary(conn: Connection) -> Summary:
         elif status == "refused":
             s.accounts_refused = n
     for kind, n in conn.execute(
-        select(notifications.c.kind, func.count()).where(notifications.c.status == "sent").group_by(notifications.c.kind)
+        select(notifications.c.kind, func.count()).where(notifications.c.status.in_(HANDED_OVER)).group_by(notifications.c.kind)
     ):
         s.sms_by_kind[kind] = n
     s.sms_sent = sum(s.sms_by_kind.values())

@@ -367,6 +367,7 @@ sms_parts = Table(
     # sent | delivered | failed | expired | buffered
     Column("status", String(20), nullable=False),
     Column("at", TS),
+    sqlite_with_rowid=False,
 )
 
 #: The inbox of delivery receipts: stored as they arrive (from a gateway's connection or

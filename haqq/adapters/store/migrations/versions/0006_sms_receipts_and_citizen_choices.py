@@ -60,7 +60,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('at', haqq.adapters.store.schema.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['notification_id'], ['notifications.id'], name=op.f('fk_sms_parts_notification_id_notifications')),
-    sa.PrimaryKeyConstraint('message_id', name=op.f('pk_sms_parts'))
+    sa.PrimaryKeyConstraint('message_id', name=op.f('pk_sms_parts')),
+    sqlite_with_rowid=False,
     )
     with op.batch_alter_table('sms_parts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sms_parts_notification_id'), ['notification_id'], unique=False)

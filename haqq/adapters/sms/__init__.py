@@ -1,0 +1,1 @@
+"""SMS gateways: the adapters behind :class:`haqq.ports.SmsGateway` (Kannel, SMPP)."""
