@@ -17,14 +17,20 @@ YES = frozenset({"YES", "Y", "HƏ", "HE", "BƏLİ", "BELI", "BƏLI", "ДА", "DA
 NO = frozenset({"NO", "N", "YOX", "XEYR", "НЕТ", "NET"})
 #: Decline a benefit assigned automatically, or stop a recurring one (the grant's SMS says how).
 STOP = frozenset({"STOP", "СТОП", "DAYAN", "DAYANDIR", "İMTİNA", "IMTINA", "ОТКАЗ", "OTKAZ"})
-WORDS = {**dict.fromkeys(YES, "yes"), **dict.fromkeys(NO, "no"), **dict.fromkeys(STOP, "stop")}
+
+
+def _plain(word: str) -> str:
+    """Upper case with the dotted İ as I: "imtina", "İmtina" and "İMTİNA" are one word."""
+    return word.upper().replace("I\u0307", "I").replace("İ", "I")
+
+
+WORDS = {_plain(w): answer for words, answer in ((YES, "yes"), (NO, "no"), (STOP, "stop")) for w in words}
 
 
 def parse_reply(text: str) -> tuple[str, str] | None:
     """``' bəli 4821 '`` -> ``('yes', '4821')``, ``'stop 4821'`` -> ``('stop', '4821')``; None
     when it is not a reply haqq understands (a word and a four-digit code)."""
-    # "İ" lower-cased and upper-cased again comes back as "I" and a combining dot.
-    words = text.strip().upper().replace("I\u0307", "İ").split()
+    words = _plain(text.strip()).split()
     if len(words) != 2 or not (words[1].isascii() and words[1].isdigit() and len(words[1]) == 4):
         return None
     answer = WORDS.get(words[0])
