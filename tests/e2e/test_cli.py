@@ -388,3 +388,25 @@ def test_run_with_two_workers_shares_the_work(
         assert count(engine, cases) > 0
     finally:
         engine.dispose()
+
+
+def test_sms_status_templates_replies_and_a_stop_by_a_caseworker(sqlite_flow: Flow) -> None:
+    ok(sqlite_flow.run)
+    engine = sqlite_flow.engine
+    cwd = Path(sqlite_flow.url.removeprefix("sqlite:///")).parent
+    status = json.loads(ok(haqq("sms", "status", "--json", cwd=cwd, database_url=sqlite_flow.url)))
+    handed = sum(r["count"] for r in status["outbox"] if r["status"] in HANDED_OVER)
+    assert handed == count(engine, notifications, notifications.c.status.in_(HANDED_OVER)) > 0
+    texts = json.loads(ok(haqq("sms", "templates", "--json", cwd=cwd)))["texts"]
+    assert {t["situation"] for t in texts} >= {"granted", "consent_request", "stopped", "may_claim"}
+    assert max(t["segments"] for t in texts) <= 2
+    assert "replies" in json.loads(ok(haqq("sms", "replies", "--json", cwd=cwd, database_url=sqlite_flow.url)))
+
+    unknown = haqq("sms", "stop", "C-NO-SUCH-CASE", cwd=cwd, database_url=sqlite_flow.url)
+    assert unknown.returncode == 2 and "no benefit was assigned" in unknown.stderr + unknown.stdout
+    assert "Traceback" not in unknown.stderr
+    mother = a_mother_of_a_newborn(engine)  # a lump sum, paid by now: nothing left to decline
+    paid = haqq("sms", "stop", mother["case_id"], cwd=cwd, database_url=sqlite_flow.url)
+    assert paid.returncode == 2 and "already" in paid.stderr + paid.stdout
+    bad = haqq("sms", "stop", mother["case_id"], "--channel", "fax", cwd=cwd, database_url=sqlite_flow.url)
+    assert bad.returncode == 2 and "unknown channel 'fax'" in bad.stderr + bad.stdout
