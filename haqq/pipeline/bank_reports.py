@@ -41,6 +41,7 @@ from haqq.adapters.store.schema import (
     recovery_claims,
 )
 from haqq.domain.payments import PaymentStatus, RunStatus, explain_reason, parse_end_to_end_id
+from haqq.pipeline import choices
 from haqq.pipeline.runs import store_file
 from haqq.pipeline.work import BAKU
 from haqq.ports import BankFile
@@ -229,6 +230,7 @@ def _apply_status_report(
     if rejected:
         bulk.update_rows(conn, payments, "id", rejected, only_if=sent)
     claims = claim_overpaid(conn, [a["id"] for a in accepted], now)
+    choices.tell_paid_late(conn, [a["id"] for a in accepted], at=now, bank=bank)
     cancel_unowed(conn, [r["id"] for r in rejected])
     close_runs(conn, [run_id])
     file_id = _store(conn, content, "pain.002", bank, report.message_id, run_id,

@@ -12,6 +12,7 @@ later (reported by the office or system that took it) is recorded here too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -133,7 +134,8 @@ def confirm(
     program: str,
     quiet: QuietHours | None = None,
     messages: MessageCatalogue | None = None,
-    **values: str,
+    serial: str = "0",
+    **values: str | int,
 ) -> str | None:
     """Queue an SMS about a case to the number and in the language its first SMS went to;
     returns its key (None when haqq never texted this person about the case)."""
@@ -145,7 +147,7 @@ def confirm(
     if first is None:
         return None
     catalogue = messages or default_messages()
-    key = f"{case_id}:{situation}:0"
+    key = f"{case_id}:{situation}:{serial}"
     text = catalogue.render(situation, first.language, program, case=case_id, **values)
     insert_ignore(conn, notifications, [{
         "key": key, "case_id": case_id, "fin": first.fin, "phone": first.phone,
@@ -179,3 +181,18 @@ def record_claim(
         case_id=case_id, fin=row.beneficiary_fin, choice="claimed", channel=channel, at=at,
         recorded_at=now, source=source, note=None,
     ))
+
+
+def tell_paid_late(conn: Connection, payment_ids: Sequence[int], *, at: datetime, bank: str) -> int:
+    """An SMS for each of these payments the bank accepted on a later attempt: the grant's SMS
+    said the money was coming, and it came late (the first attempt was rejected)."""
+    if not payment_ids:
+        return 0
+    late = conn.execute(
+        select(payments.c.case_id, payments.c.program_id, payments.c.period, payments.c.amount)
+        .where(payments.c.id.in_(sorted(payment_ids)), payments.c.attempt > 0)
+    ).all()
+    for p in late:
+        confirm(conn, p.case_id, "payment_sent", at=at, program=p.program_id, serial=p.period,
+                amount=p.amount, period=p.period, bank=bank)
+    return len(late)

@@ -21,7 +21,7 @@ from haqq.adapters.bank.iso20022 import (
 from haqq.adapters.bank.schemas import validate
 from haqq.adapters.store import db
 from haqq.adapters.store.reconcile import reconcile
-from haqq.adapters.store.schema import payment_files, payment_runs, payments
+from haqq.adapters.store.schema import notifications, payment_files, payment_runs, payments
 from haqq.bootstrap import Haqq, Settings, build
 from haqq.domain.payments import ApprovalError, PaymentStateError, RunStateError, end_to_end_id
 from haqq.pipeline import bank_reports, runs
@@ -193,6 +193,11 @@ def test_a_rejected_payment_goes_back_to_a_person_and_is_retried_as_a_new_attemp
     ]
     take_reports(app, AFTER + timedelta(days=3))
     assert set(statuses(app.engine)) == {"accepted"}
+    # The citizen was told the money was coming; it came late: an SMS says it is paid now.
+    late = rows(app.engine, notifications, notifications.c.kind == "payment_sent")
+    assert [(n["case_id"], n["key"]) for n in late] == [
+        (target["case_id"], f"{target['case_id']}:payment_sent:{target['period']}")]
+    assert "AZN" in late[0]["text"] and late[0]["status"] == "pending"
     with app.engine.begin() as conn, pytest.raises(PaymentStateError, match="accepted"):
         runs.retry(conn, target["id"], iban=None, by="ana", now=AFTER)
 
