@@ -171,8 +171,8 @@ def record(
 
 
 def fetch(conn: Connection, gateway: SmsGateway, now: datetime, limit: int) -> list[str]:
-    """Store the replies and receipts received up to ``now``; returns the ids to acknowledge
-    to the gateway after the commit (so a crash before it means they come again)."""
+    """Store the replies received up to ``now`` and apply the receipts; returns the ids to
+    acknowledge to the gateway after the commit (so a crash before it means they come again)."""
     received = gateway.inbound(as_of=now, limit=limit)
     receipts = gateway.receipts(as_of=now, limit=limit)
     insert_ignore(
@@ -181,24 +181,35 @@ def fetch(conn: Connection, gateway: SmsGateway, now: datetime, limit: int) -> l
           "received_at": m.received_at, "status": "new"} for m in received],
         ["gateway_id"],
     )
-    store_receipts(conn, gateway.name, receipts, now)
+    # Receipts taken from the gateway's connection are applied at once; only those haqq cannot
+    # place are kept in the inbox, refused, for a person to see.
+    unplaced = apply(conn, receipts)
+    store_receipts(conn, gateway.name, [r for r in receipts if r.message_id in unplaced], now,
+                   state="refused", outcome=NOT_SENT)
     return [m.gateway_id for m in received] + [r.receipt_id for r in receipts]
 
 
-def store_receipts(conn: Connection, gateway: str, receipts: Sequence[Any], now: datetime) -> int:
+NOT_SENT = "no message part with this id was sent"
+
+
+def store_receipts(
+    conn: Connection, gateway: str, receipts: Sequence[Any], now: datetime, *, state: str = "new",
+    outcome: str | None = None,
+) -> int:
     """Put receipts in the inbox (a receipt seen before is ignored)."""
     return insert_ignore(
         conn, sms_receipts,
         [{"gateway": gateway, "receipt_id": r.receipt_id, "message_id": r.message_id,
-          "status": r.status, "at": r.at, "detail": r.detail, "received_at": now, "state": "new"}
+          "status": r.status, "at": r.at, "detail": r.detail, "received_at": now, "state": state,
+          "outcome": outcome}
          for r in receipts],
         ["receipt_id"],
     )
 
 
 def apply_receipts(conn: Connection, limit: int) -> int:
-    """Apply new receipts to their parts and messages; a receipt for a part haqq never sent is
-    refused and kept with the reason."""
+    """Apply the receipts waiting in the inbox (pushed to haqq's HTTP endpoint); a receipt for a
+    part haqq never sent is refused and kept with the reason."""
     stmt = (
         select(sms_receipts.c.id, sms_receipts.c.message_id, sms_receipts.c.status, sms_receipts.c.at,
                sms_receipts.c.detail)
@@ -209,29 +220,37 @@ def apply_receipts(conn: Connection, limit: int) -> int:
     rows = conn.execute(skip_locked(stmt, conn, sms_receipts)).all()
     if not rows:
         return 0
+    unplaced = apply(conn, rows)
+    bulk.update_rows(
+        conn, sms_receipts, "id",
+        [{"state": "refused" if r.message_id in unplaced else "applied",
+          "outcome": NOT_SENT if r.message_id in unplaced else None, "id": r.id} for r in rows],
+        only_if={"state": "new"},
+    )
+    return len(rows)
+
+
+def apply(conn: Connection, receipts: Sequence[Any]) -> set[str]:
+    """Apply receipts (in the order they came) to their parts, and settle the messages whose
+    parts all have their final word; returns the message ids haqq never sent."""
+    if not receipts:
+        return set()
     known: dict[str, int] = {}
-    for part in chunks(sorted({r.message_id for r in rows})):
+    for part in chunks(sorted({r.message_id for r in receipts})):
         known.update(conn.execute(
             select(sms_parts.c.message_id, sms_parts.c.notification_id).where(sms_parts.c.message_id.in_(part))
         ).all())
-    outcomes = []
-    # The last word on each part (receipts in the order they came).
+    # The last word on each part.
     word: dict[str, Any] = {}
-    for r in rows:
-        if r.message_id not in known:
-            outcomes.append({"state": "refused", "outcome": "no message part with this id was sent", "id": r.id})
-            continue
-        outcomes.append({"state": "applied", "outcome": None, "id": r.id})
-        if r.status in FINAL or r.message_id not in word:
+    for r in receipts:
+        if r.message_id in known and (r.status in FINAL or r.message_id not in word):
             word[r.message_id] = r
-    bulk.update_rows(conn, sms_receipts, "id", outcomes, only_if={"state": "new"})
     bulk.update_rows(
         conn, sms_parts, "message_id",
         [{"status": r.status, "at": r.at, "message_id": m} for m, r in word.items()],
     )
-    touched = sorted({known[m] for m, r in word.items() if r.status in FINAL})
-    _settle(conn, touched)
-    return len(rows)
+    _settle(conn, sorted({known[m] for m, r in word.items() if r.status in FINAL}))
+    return {r.message_id for r in receipts if r.message_id not in known}
 
 
 def _settle(conn: Connection, ids: Sequence[int]) -> None:

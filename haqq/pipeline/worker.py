@@ -59,12 +59,13 @@ STEPS: Sequence[tuple[frozenset[CaseState], Callable[[Sequence[CaseWork], StepCo
 )
 
 
-def _office_lock(conn: Connection) -> bool:
+def _office_lock(conn: Connection, what: str = "haqq payment office") -> bool:
     """On PostgreSQL, one worker at a time does the payment office's work (a transaction lock);
-    the others leave it. On SQLite only shard 0 does it."""
+    the others leave it. On SQLite only shard 0 does it. ``what`` names other such work (the
+    SMS gateway's inbox)."""
     if conn.dialect.name != "postgresql":
         return True
-    return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(hashtext('haqq payment office'))")).scalar_one())
+    return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(hashtext(:what))"), {"what": what}).scalar_one())
 
 
 @dataclass
@@ -300,7 +301,11 @@ class Worker:
             due.discard("payments")  # people make the runs
         if "bank_reports" in due and self.bank.ready_files(as_of=now):
             due.add("bank_files")
-        if self.sms.inbound(as_of=now, limit=1) or self.sms.receipts(as_of=now, limit=1):
+        # One worker takes in what the gateway holds (shard 0 on SQLite; on PostgreSQL whoever
+        # holds the inbox's lock): several would fetch the same replies and receipts.
+        if not (self._outside_lock and self.shard != 0) and (
+            self.sms.inbound(as_of=now, limit=1) or self.sms.receipts(as_of=now, limit=1)
+        ):
             due.add("inbound")
         return due
 
@@ -332,7 +337,7 @@ class Worker:
                 rows = texting.due(conn, now, self._rate.take(size))
                 offered = texting.submit(self.sms, rows)
                 n += self._count("sms", self._record_sms(conn, rows, offered, now))
-            if "inbound" in due:
+            if "inbound" in due and _office_lock(conn, "haqq sms inbox"):
                 acks = texting.fetch(conn, self.sms, now, size)
                 n += len(acks)
             if acks or "replies" in due:
