@@ -246,6 +246,9 @@ def _print_person(data: dict[str, Any]) -> None:
         for n in data["notifications"]:
             t.add_row(iso(n["sent_at"] or n["due_at"]), n["kind"], n["phone"] or "", n["status"], n["text"])
         console.print(t)
+    for c in data.get("choices", []):
+        console.print(f"[bold]{c['choice']}[/bold] by {c['channel']} on {iso(c['at'])}, case {c['case_id']}"
+                      + (f": {c['note']}" if c["note"] else ""))
     t = Table(title="Who requested this person's data, and why")
     for col in ("when", "institution", "service", "by", "case", "purpose", "legal basis", "message", "request hash"):
         t.add_column(col)

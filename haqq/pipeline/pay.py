@@ -70,25 +70,33 @@ def run(cases: Sequence[CaseWork], ctx: StepContext) -> None:
     statuses = ctx.lookup.entitlement_status([c.id for c in cases])
     # Entitlements reserved earlier in this same batch are not in the store yet.
     statuses.update({e["id"]: e["status"] for e in ctx.writes.entitlements})
+    ends = ctx.lookup.entitlement_ends([c.id for c in cases if statuses.get(c.id) == "ended"])
     for case in cases:
-        if statuses.get(case.id) not in ("pending", "active"):
-            ctx.move(case, CaseState.CLOSED, f"entitlement {statuses.get(case.id)} before payment")
+        status = statuses.get(case.id)
+        start = local_date(case.occurred_at)
+        monthly = case.program.schedule.kind is not ScheduleKind.LUMP_SUM
+        # A recurring right a stop ended while it waited (for the account) is still owed the
+        # months up to its end.
+        owed_until = ends.get(case.id) if status == "ended" and monthly else None
+        if status not in ("pending", "active") and (owed_until is None or owed_until < start):
+            ctx.move(case, CaseState.CLOSED, f"entitlement {status} before payment")
             ctx.rest(case)
             continue
         amount = int((case.decision or {})["amount"])
         iban = ibans.get(case.beneficiary_fin)
-        start = local_date(case.occurred_at)
         rows = ctx.writes.payments
-        if case.program.schedule.kind is ScheduleKind.LUMP_SUM:
+        if not monthly:
             rows.append(payment_row(case.id, case.beneficiary_fin, case.program.id, "lump",
                                     start, amount, case.at, iban))
         else:
             # Up to this month, not only up to the case's moment: a payroll that ran while the
             # entitlement waited (for the account) did not pay it the months since.
-            for first in months(start, local_date(max(case.at, ctx.now))):
+            until = local_date(max(case.at, ctx.now))
+            for first in months(start, min(until, owed_until) if owed_until else until):
                 part = first_month_amount(amount, start) if first <= start else amount
                 rows.append(payment_row(case.id, case.beneficiary_fin, case.program.id,
                                         first.strftime("%Y-%m"), max(first, start), part,
                                         max(case.at, period_due(first)), iban))
-        ctx.writes.stops.append({"kind": "activate", "case_id": case.id})
+        if owed_until is None:
+            ctx.writes.stops.append({"kind": "activate", "case_id": case.id})
         ctx.move(case, CaseState.PAYMENT_SCHEDULED, f"payment scheduled to the account ending {(iban or '????')[-4:]}")

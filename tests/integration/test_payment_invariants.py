@@ -850,3 +850,4 @@ def test_a_payment_rejected_after_the_stop_cannot_go_out_again(machine: PaymentM
         machine.import_report(f)
     assert months_of(machine, death["fin"])["2025-06"] in ("rejected", "cancelled")
     machine.money_adds_up()
+

@@ -13,6 +13,7 @@ from haqq.adapters.store.schema import (
     accounts,
     case_transitions,
     cases,
+    citizen_choices,
     decisions,
     entitlements,
     events,
@@ -149,6 +150,8 @@ def person(conn: Connection, fin: str) -> dict[str, Any]:
         "recoveries": _rows(conn, select(recovery_claims).where(recovery_claims.c.fin == fin)),
         "account": _rows(conn, select(accounts).where(accounts.c.fin == fin)),
         "notifications": _rows(conn, select(notifications).where(notifications.c.fin == fin).order_by(notifications.c.due_at)),
+        # Consent given or refused, a benefit declined or stopped, a claim: when and how.
+        "choices": _rows(conn, select(citizen_choices).where(citizen_choices.c.fin == fin).order_by(citizen_choices.c.at)),
         # With the message that carried the data: the data-exchange service, the official and
         # the provider's request hash (the proof of what was asked and answered).
         "data_access": _rows(conn, usage_query(fin)),

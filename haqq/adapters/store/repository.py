@@ -224,6 +224,11 @@ class Lookup:
         rows = self._in(entitlements.c.id, ids, entitlements.c.id, entitlements.c.status)
         return {r.id: r.status for r in rows}
 
+    def entitlement_ends(self, ids: Iterable[str]) -> dict[str, date]:
+        """The end dates set on these entitlements (by a stop, or the law's last day)."""
+        rows = self._in(entitlements.c.id, ids, entitlements.c.id, entitlements.c.end_date)
+        return {r.id: r.end_date for r in rows if r.end_date is not None}
+
 
 # --- writes ----------------------------------------------------------------------------------
 
