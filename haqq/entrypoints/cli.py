@@ -306,6 +306,8 @@ def demo(
                   "haqq rules whatif --set child_care_allowance.income_per_member_threshold=30000")
     console.print("\nThe money, run by run, in the bank's ISO 20022 files:")
     console.print("  haqq payments list   ·   haqq payments reconcile   ·   haqq payments rejected")
+    console.print("\nWhat citizens were told by SMS, in their language, and what they answered:")
+    console.print("  haqq sms status   ·   haqq sms replies   ·   haqq sms templates")
     console.print("\nEvery message exchanged with the registries, the bank and the gateway, hash-chained:")
     console.print("  haqq audit verify   ·   haqq serve   # then /datatracker/v3/findUsage?userCode=FIN: who looked at a person's data")
 

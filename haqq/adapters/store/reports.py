@@ -107,10 +107,13 @@ def summary(conn: Connection) -> Summary:
     ):
         s.sms_by_kind[kind] = n
     s.sms_sent = sum(s.sms_by_kind.values())
-    for outcome, n in conn.execute(
-        select(inbound_sms.c.outcome, func.count()).group_by(inbound_sms.c.outcome)
+    for status, outcome, n in conn.execute(
+        select(inbound_sms.c.status, inbound_sms.c.outcome, func.count())
+        .group_by(inbound_sms.c.status, inbound_sms.c.outcome)
     ):
-        s.replies[outcome or "new"] = n
+        # Applied: what it said (yes, no, stop); refused or new: only how many.
+        key = (outcome or "").split(":")[0] if status == "applied" else status
+        s.replies[key] = s.replies.get(key, 0) + n
     n, total = conn.execute(
         select(func.count(), func.coalesce(func.sum(recovery_claims.c.amount), 0))
     ).one()
