@@ -127,6 +127,11 @@ def _uniform(seed: int, purpose: str, key: str) -> tuple[float, float, float, fl
     )
 
 
+def _part_ids(gateway_id: str, text: str) -> tuple[str, ...]:
+    """The ids the gateway gives a message's parts: its own, then ``.2``, ``.3`` …"""
+    return (gateway_id,) + tuple(f"{gateway_id}.{i}" for i in range(2, sms.segments(text) + 1))
+
+
 @functools.lru_cache(maxsize=4096)
 def _iso(moment: datetime) -> str:
     """:func:`baku_iso`, remembered: a batch of messages shares few moments."""
@@ -880,12 +885,14 @@ class SimulatedSmsGateway:
         order = list(dict.fromkeys(m.key for m in messages))
         with self._db.write() as conn:
             for batch in _chunks(order):
-                for key, gateway_id, status, reason in conn.execute(
-                    f"SELECT key, gateway_id, status, reason FROM sms_sent WHERE key IN "
+                for key, gateway_id, status, reason, text in conn.execute(
+                    f"SELECT key, gateway_id, status, reason, text FROM sms_sent WHERE key IN "
                     f"({_marks(len(batch))})",
                     batch,
                 ):
-                    results[key] = SubmitResult(key, gateway_id, status, reason)
+                    # The same answer as the first time, parts included.
+                    results[key] = SubmitResult(key, gateway_id, status, reason,
+                                                _part_ids(gateway_id, text) if status == "accepted" else ())
             phones = list(dict.fromkeys(m.phone for m in messages if m.reply_code))
             languages: dict[str, str] = {}
             for batch in _chunks(phones):
@@ -938,8 +945,7 @@ class SimulatedSmsGateway:
         elif not m.text:
             status, reason = "rejected", "empty message"
         else:
-            n = sms.segments(m.text)
-            parts = (gateway_id,) + tuple(f"{gateway_id}.{i}" for i in range(2, n + 1))
+            parts = _part_ids(gateway_id, m.text)
         row = (m.key, gateway_id, m.phone, m.text, _iso(m.at), m.reply_code, status, reason)
         return row, SubmitResult(m.key, gateway_id, status, reason, parts)
 
