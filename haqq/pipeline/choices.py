@@ -18,13 +18,14 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, select, update
 
-from haqq.adapters.store.repository import end_rights, insert_ignore
+from haqq.adapters.store.repository import insert_ignore
 from haqq.adapters.store.schema import (
     cases,
     citizen_choices,
     entitlements,
     notifications,
     payments,
+    recovery_claims,
 )
 from haqq.domain.errors import HaqqError
 from haqq.domain.quiet import QuietHours
@@ -92,8 +93,21 @@ def stop(
         choice, situation = "stop", "stopped"
         reason = f"stopped by the citizen {how} on {day.isoformat()}"
         before = _cancelled(conn, case_id)
-        end_rights(conn, [{"fin": ent.fin, "end_date": day, "programs": [ent.program_id], "reason": reason}], now)
-        # end_rights ends every live entitlement of the person in the program: this one.
+        # This entitlement only: a guardian paid for two children stops one of them.
+        conn.execute(
+            update(entitlements).where(entitlements.c.id == case_id, entitlements.c.status.in_(("pending", "active")))
+            .values(status="ended", end_date=day, ended_reason=reason)
+        )
+        later = (payments.c.entitlement_id == case_id, payments.c.period != "lump", payments.c.period_start > day)
+        conn.execute(update(payments).where(*later, payments.c.status.in_(NOT_AT_BANK))
+                     .values(status="cancelled", reason=reason))
+        paid_ahead = conn.execute(
+            select(payments.c.id, payments.c.fin, payments.c.amount).where(*later, payments.c.status == "accepted")
+        ).all()
+        insert_ignore(conn, recovery_claims, [
+            {"payment_id": p.id, "fin": p.fin, "amount": p.amount, "reason": reason, "status": "open",
+             "created_at": now} for p in paid_ahead
+        ], ["payment_id"])
         outcome = f"ended from {day.isoformat()}"
     else:
         choice, situation = "decline", "declined"
