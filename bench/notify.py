@@ -108,7 +108,7 @@ def run_bench(
             encodings[encoded.encoding] += 1
             rows.append({"key": f"{case_id}:{situation}:0", "case_id": case_id, "fin": fins[case_id],
                          "phone": phone, "language": lang, "kind": situation, "text": text,
-                         "reply_code": code if situation in ("consent_request", "reminder") else code,
+                         "reply_code": code,
                          "due_at": at, "status": "pending"})
             if len(rows) == BATCH or i == len(ids) - 1:
                 with app.engine.begin() as conn:

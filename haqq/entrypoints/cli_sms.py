@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -92,18 +93,13 @@ def templates(
     costs = messages.costs()
     if as_json:
         sys.stdout.write(json.dumps({"max_segments": messages.max_segments, "version": messages.version,
-                                     "texts": [_cost(c) for c in costs]}) + "\n")
+                                     "texts": [asdict(c) for c in costs]}) + "\n")
         return
     table = Table("situation", "program", "lang", "encoding", "parts", "characters",
                   title=f"SMS texts at their longest (at most {messages.max_segments} parts)")
     for c in costs:
         table.add_row(c.situation, c.program or "(all)", c.language, c.encoding, str(c.segments), str(c.characters))
     console.print(table)
-
-
-def _cost(c: Any) -> dict[str, Any]:
-    return {"situation": c.situation, "program": c.program, "language": c.language, "encoding": c.encoding,
-            "segments": c.segments, "characters": c.characters}
 
 
 @sms_app.command("replies")

@@ -89,10 +89,10 @@ def stop(
     if not recurring and paid:
         raise ChoiceRefused(f"case {case_id}: the lump sum is already paid, nothing left to decline")
     how = "by SMS" if channel == "sms" else f"through the {channel}"
+    before = _cancelled(conn, case_id)
     if recurring and paid:
         choice, situation = "stop", "stopped"
         reason = f"stopped by the citizen {how} on {day.isoformat()}"
-        before = _cancelled(conn, case_id)
         # This entitlement only: a guardian paid for two children stops one of them.
         conn.execute(
             update(entitlements).where(entitlements.c.id == case_id, entitlements.c.status.in_(("pending", "active")))
@@ -112,7 +112,6 @@ def stop(
     else:
         choice, situation = "decline", "declined"
         reason = f"declined by the citizen {how} on {day.isoformat()}"
-        before = _cancelled(conn, case_id)
         conn.execute(
             update(entitlements).where(entitlements.c.id == case_id, entitlements.c.status.in_(("pending", "active")))
             .values(status="declined", end_date=day, ended_reason=reason)

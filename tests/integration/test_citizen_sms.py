@@ -28,7 +28,7 @@ from haqq.domain.quiet import QuietHours
 from haqq.entrypoints.choices_api import make_choices_app
 from haqq.pipeline import choices, texting
 from haqq.pipeline.work import BAKU
-from haqq.ports import GatewayUnavailable, OutgoingSms, SubmitResult
+from haqq.ports import DeliveryReceipt, GatewayUnavailable, OutgoingSms, SubmitResult
 from haqq.rules.messages import reply_code
 from tests.helpers import country_copy, country_query, generated_country, rows, run_at, take_events
 
@@ -205,9 +205,9 @@ def test_receipts_settle_each_message_from_its_parts(app: Haqq, country_file: Pa
     at = told["sent_at"] + timedelta(minutes=4)
     with app.engine.begin() as conn:
         texting.store_receipts(conn, "test", [
-            _Receipt("R-unknown", "no-such-part", "delivered", at),
-            _Receipt("R-1", parts[0]["message_id"], settled_part_status(settled["status"]), at),
-            _Receipt("R-1", parts[0]["message_id"], "failed", at),
+            DeliveryReceipt("R-unknown", "no-such-part", "delivered", at),
+            DeliveryReceipt("R-1", parts[0]["message_id"], settled_part_status(settled["status"]), at),
+            DeliveryReceipt("R-1", parts[0]["message_id"], "failed", at),
         ], at)
         assert texting.apply_receipts(conn, 100) == 2
     inbox = {r["receipt_id"]: r for r in rows(app.engine, sms_receipts)}
@@ -219,11 +219,6 @@ def test_receipts_settle_each_message_from_its_parts(app: Haqq, country_file: Pa
 
 def settled_part_status(message_status: str) -> str:
     return "delivered" if message_status == "delivered" else "failed"
-
-
-class _Receipt:
-    def __init__(self, receipt_id: str, message_id: str, status: str, at: datetime) -> None:
-        self.receipt_id, self.message_id, self.status, self.at, self.detail = receipt_id, message_id, status, at, None
 
 
 class Flaky:
