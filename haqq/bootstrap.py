@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import structlog
@@ -35,6 +36,9 @@ from haqq.pipeline.worker import Worker
 from haqq.ports import Bank, Clock, Institutions, SmsGateway
 from haqq.rules.catalogue import Catalogue, load_catalogue
 from haqq.rules.messages import MessageCatalogue, default_messages, load_messages
+
+if TYPE_CHECKING:
+    from haqq.entrypoints.web.context import WebContext
 
 
 class ConfigurationError(HaqqError):
@@ -121,6 +125,15 @@ class Settings:
     sms_rate: float = 0.0
     #: The SMS catalogue (None: the built-in ``haqq/rules/messages.yaml``).
     messages_path: Path | None = None
+    #: Bearer tokens: the local issuer's secret (None: one haqq makes and keeps in the database),
+    #: or an identity provider's public key (PEM file), issuer and audience.
+    jwt_secret: str | None = None
+    jwt_public_key: Path | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    #: A caseworker's decision in the review queue granting more than this (qəpik) needs a
+    #: supervisor's second approval.
+    review_threshold: int = 50_000
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -149,6 +162,11 @@ class Settings:
             sms_quiet=env("HAQQ_SMS_QUIET", "22:00-08:00"),
             sms_rate=_number(env("HAQQ_SMS_RATE"), "HAQQ_SMS_RATE"),
             messages_path=Path(p) if (p := env("HAQQ_MESSAGES")) else None,
+            jwt_secret=env("HAQQ_JWT_SECRET") or None,
+            jwt_public_key=Path(p) if (p := env("HAQQ_JWT_PUBLIC_KEY")) else None,
+            jwt_issuer=env("HAQQ_JWT_ISSUER") or None,
+            jwt_audience=env("HAQQ_JWT_AUDIENCE") or None,
+            review_threshold=_minor(env("HAQQ_REVIEW_APPROVAL_AZN"), 500),
         )
         values = {**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
         return cls(**values)
@@ -212,6 +230,25 @@ class Haqq:
             office=self.office() if self.settings.payments == "runs" else None,
             messages=self.messages,
             sms_policy=self.sms_policy(),
+        )
+
+    def web_context(self) -> WebContext:
+        """What the web app needs: the store, the token keys, the registries' person search."""
+        from haqq.adapters.auth.tokens import token_keys
+        from haqq.adapters.institutions.directory import CountryDirectory
+        from haqq.entrypoints.web.context import WebContext
+
+        s = self.settings
+        return WebContext(
+            engine=self.engine,
+            keys=token_keys(self.engine, now=self.wall(), secret=s.jwt_secret, public_key=s.jwt_public_key,
+                            issuer=s.jwt_issuer, audience=s.jwt_audience),
+            catalogue=self.catalogue,
+            directory=CountryDirectory(s.country) if s.country.exists() else None,
+            messages=self.messages,
+            quiet=QuietHours.parse(s.sms_quiet),
+            review_threshold=s.review_threshold,
+            now=self.wall,
         )
 
     def sms_policy(self) -> SmsPolicy:

@@ -285,3 +285,37 @@ class GatewayUnavailable(Exception):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PersonCard:
+    """Who a person is, as the civil and mobile registries hold it: what the one-stop shop shows
+    a caseworker at the top of a person's page, with where it came from and when."""
+
+    fin: str
+    name: str
+    birth_date: str
+    sex: str
+    address: str | None
+    phone: str | None
+    language: str | None
+    death_date: str | None
+    #: Family links the civil registry holds: ``mother``, ``father``, ``spouse``, ``children``.
+    family: Mapping[str, Sequence[str]]
+    source: str
+    read_at: datetime
+
+
+class PersonDirectory(Protocol):
+    """The registries' person search, for the one-stop shop (by FIN, name or phone).
+
+    In production the civil registry's search service over the data exchange; embedded, the
+    synthetic country. Callers log every look at a person (see :mod:`haqq.office.access`)."""
+
+    def search(self, query: str, *, limit: int = 20) -> Sequence[PersonCard]:
+        """Persons whose FIN or phone is ``query`` exactly, or whose name starts with it."""
+        ...
+
+    def card(self, fin: str) -> PersonCard | None: ...
+
+    def cards(self, fins: Sequence[str]) -> Mapping[str, PersonCard]: ...

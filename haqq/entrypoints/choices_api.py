@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
@@ -58,6 +58,7 @@ class ClaimOut(BaseModel):
 
 class Problem(BaseModel):
     error: str
+    code: str
 
 
 def make_choices_app(
@@ -66,20 +67,42 @@ def make_choices_app(
     clock: Callable[[], datetime] | None = None,
     quiet: QuietHours | None = None,
     messages: MessageCatalogue | None = None,
+    claims_by: Callable[[Request], object] | None = None,
 ) -> FastAPI:
-    now_of = clock or (lambda: datetime.now(UTC))
+    """The choices alone as an app (tests, and the SMS link flow)."""
     app = FastAPI(title="haqq: citizens' choices", version="1", docs_url=None, redoc_url=None)
-    problems: dict[int | str, dict[str, object]] = {
-        404: {"model": Problem, "description": "no such case"},
-        409: {"model": Problem, "description": "the choice cannot be applied; nothing changed"},
-        422: {"model": Problem, "description": "a malformed request"},
-    }
 
     @app.exception_handler(RequestValidationError)
     async def malformed(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "malformed request"}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return JSONResponse({"error": f"{where}: {first.get('msg')}" if where else str(first.get("msg"))}, 422)
+        return JSONResponse({"error": f"{where}: {first.get('msg')}" if where else str(first.get("msg")),
+                             "code": "invalid"}, 422)
+
+    app.include_router(routes(engine, clock=clock, quiet=quiet, messages=messages, claims_by=claims_by))
+    return app
+
+
+def routes(
+    engine: Engine,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    quiet: QuietHours | None = None,
+    messages: MessageCatalogue | None = None,
+    claims_by: Callable[[Request], object] | None = None,
+) -> APIRouter:
+    """``claims_by``: a dependency that checks who reports a claim (an office or a system
+    client); None accepts any caller (the embedded tests)."""
+    now_of = clock or (lambda: datetime.now(UTC))
+    app = APIRouter(tags=["citizens' choices"])
+    problems: dict[int | str, dict[str, object]] = {
+        401: {"model": Problem, "description": "not signed in"},
+        403: {"model": Problem, "description": "the role may not report claims"},
+        404: {"model": Problem, "description": "no such case"},
+        409: {"model": Problem, "description": "the choice cannot be applied; nothing changed"},
+        422: {"model": Problem, "description": "a malformed request"},
+    }
+    claim_deps = [Depends(claims_by)] if claims_by else []
 
     def case_exists(case_id: str) -> bool:
         with engine.connect() as conn:
@@ -90,9 +113,9 @@ def make_choices_app(
     def decline(case_id: str, body: Decline) -> ChoiceOut | JSONResponse:
         """Decline a benefit assigned automatically, or stop a recurring one."""
         if not case_exists(case_id):
-            return JSONResponse({"error": f"no case {case_id}"}, 404)
+            return JSONResponse({"error": f"no case {case_id}", "code": "not_found"}, 404)
         if body.code != reply_code(case_id):
-            return JSONResponse({"error": "the code does not match the SMS about this case"}, 409)
+            return JSONResponse({"error": "the code does not match the SMS about this case", "code": "conflict"}, 409)
         now = now_of()
         try:
             with engine.begin() as conn:
@@ -105,23 +128,23 @@ def make_choices_app(
                 done = choices.stop(conn, case_id, at=now, now=now, channel="api", fin=body.fin,
                                     source=body.note, quiet=quiet, messages=messages)
         except choices.ChoiceRefused as exc:
-            return JSONResponse({"error": str(exc)}, 409)
+            return JSONResponse({"error": str(exc), "code": "conflict"}, 409)
         return ChoiceOut(case_id=case_id, choice=done.choice, outcome=done.outcome,
                          cancelled_payments=done.cancelled, confirmation_sms=done.confirmation)
 
     @app.post("/cases/{case_id}/claimed", operation_id="recordClaim", status_code=201,
-              response_model=ClaimOut, responses=problems)
+              response_model=ClaimOut, responses=problems, dependencies=claim_deps)
     def claimed(case_id: str, body: Claimed) -> ClaimOut | JSONResponse:
         """Record that the person claimed a benefit haqq told them they may claim."""
         if not case_exists(case_id):
-            return JSONResponse({"error": f"no case {case_id}"}, 404)
+            return JSONResponse({"error": f"no case {case_id}", "code": "not_found"}, 404)
         now = now_of()
         try:
             with engine.begin() as conn:
                 choices.record_claim(conn, case_id, at=body.at or now, now=now, channel=body.channel,
                                      source=body.source)
         except choices.ChoiceRefused as exc:
-            return JSONResponse({"error": str(exc)}, 409)
+            return JSONResponse({"error": str(exc), "code": "conflict"}, 409)
         return ClaimOut(case_id=case_id, choice="claimed")
 
     return app

@@ -24,6 +24,7 @@ from haqq.entrypoints.cli_payments import payments_app
 from haqq.entrypoints.cli_registries import registries_app
 from haqq.entrypoints.cli_rules import rules_app
 from haqq.entrypoints.cli_sms import sms_app
+from haqq.entrypoints.cli_users import users_app
 from haqq.entrypoints.common import (
     CountryOption,
     DbOption,
@@ -49,6 +50,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(payments_app, name="payments")
 app.add_typer(bank_app, name="bank")
 app.add_typer(sms_app, name="sms")
+app.add_typer(users_app, name="users")
 app.command("serve")(cli_serve.serve)
 app.add_typer(cli_serve.events_app, name="events")
 app.command("sweep")(cli_sweep.sweep_command)

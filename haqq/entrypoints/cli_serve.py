@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from sqlalchemy import Engine
 from starlette.applications import Starlette
-from starlette.routing import Mount
 
 from haqq.domain.errors import HaqqError
 from haqq.domain.quiet import QuietHours
-from haqq.entrypoints.common import DbOption, console, fail
+from haqq.entrypoints.common import CountryOption, DbOption, build_app, console, fail
 
 if TYPE_CHECKING:
     from haqq.adapters.events.keys import EventKeys
@@ -32,55 +31,79 @@ if TYPE_CHECKING:
 def make_http_app(
     engine: Engine, keys: EventKeys, *, sms_token: str | None = None, quiet: QuietHours | None = None
 ) -> Starlette:
-    """The endpoints, mounted: ``/events``, ``/datatracker``, ``/sms`` and ``/api/v1``."""
-    from haqq.entrypoints.choices_api import make_choices_app
-    from haqq.entrypoints.events_api import make_events_app
-    from haqq.entrypoints.sms_api import make_sms_app
-    from haqq.entrypoints.tracker_api import make_tracker_app
+    """The whole app on a store, with haqq's own token issuer and the default catalogue (tests)."""
+    from datetime import UTC, datetime
 
-    return Starlette(routes=[
-        Mount("/events", app=make_events_app(keys, engine=engine)),
-        Mount("/datatracker", app=make_tracker_app(engine)),
-        Mount("/sms", app=make_sms_app(engine, token=sms_token)),
-        Mount("/api/v1", app=make_choices_app(engine, quiet=quiet)),
-    ])
+    from haqq.adapters.auth.tokens import token_keys
+    from haqq.entrypoints.web.app import make_app
+    from haqq.entrypoints.web.context import WebContext
+    from haqq.rules.catalogue import load_catalogue
+
+    ctx = WebContext(engine=engine, keys=token_keys(engine, now=datetime.now(UTC)), catalogue=load_catalogue(None),
+                     quiet=quiet)
+    return make_app(ctx, keys, sms_token=sms_token)
 
 
 def serve(
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="port to listen on")] = 8080,
+    workers: Annotated[
+        int, typer.Option("--workers", min=0, max=64, help="pipeline workers to run alongside (0: none)")
+    ] = 1,
     keys: Annotated[
         Path | None,
         typer.Option("--keys", help="registries' keys and webhook secrets (YAML); default $HAQQ_EVENT_KEYS"),
     ] = None,
     database_url: DbOption = None,
+    country: CountryOption = None,
 ) -> None:
-    """Serve haqq's endpoints: life events in (/events) and the Data Tracker (/datatracker)."""
+    """Serve haqq: the console and the citizen's view (/), the API (/api/v1), life events in
+    (/events), the Data Tracker (/datatracker), the SMS gateway's reports (/sms); with pipeline
+    workers on the system clock."""
+    import multiprocessing
+
     import uvicorn
 
     from haqq.adapters.events.keys import load_keys
     from haqq.adapters.store import db
-    from haqq.bootstrap import Settings
+    from haqq.entrypoints.web.app import make_app
 
     try:
-        settings = Settings.from_env()
-        quiet = QuietHours.parse(settings.sms_quiet)
+        haqq = build_app(database_url, country)
         loaded = load_keys(keys)
-        engine = db.make_engine(database_url)
-        db.upgrade(engine)
+        db.upgrade(haqq.engine)
+        ctx = haqq.web_context()
     except HaqqError as exc:
         fail(str(exc))
     base = f"http://{host}:{port}"
     console.print(
         f"haqq on {base}\n"
+        f"  the console: {base}/ (accounts: haqq users list; add one with haqq users add)\n"
+        f"  the API: {base}/api/v1 (OpenAPI {base}/api/v1/openapi.json, docs {base}/api/v1/docs)\n"
         f"  life events in: {base}/events/spdci/registry/notify, {base}/events/webhooks/opencrvs "
         f"({len(loaded.spdci)} SPDCI senders, {len(loaded.webhooks)} webhook senders)\n"
         f"  who looked at my data: {base}/datatracker/v3/findUsage?userCode=FIN\n"
         f"  SMS gateway reports in: {base}/sms/kannel/dlr, {base}/sms/kannel/mo\n"
-        f"  decline or stop a benefit: POST {base}/api/v1/cases/CASE/decline"
+        f"  pipeline workers: {workers}"
+        + ("" if ctx.directory else f"\n  [yellow]no country file at {haqq.settings.country}: search by FIN only[/yellow]")
     )
-    app = make_http_app(engine, loaded, sms_token=os.environ.get("HAQQ_SMS_TOKEN") or None, quiet=quiet)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    app = make_app(ctx, loaded, sms_token=os.environ.get("HAQQ_SMS_TOKEN") or None)
+    procs = []
+    if workers:
+        from haqq.entrypoints.cli import _run_worker
+
+        spawn = multiprocessing.get_context("spawn")
+        procs = [spawn.Process(target=_run_worker, args=(haqq.settings, haqq.settings.batch_size, True, i, workers),
+                               daemon=True) for i in range(workers)]
+        for p in procs:
+            p.start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(timeout=10)
 
 
 events_app = typer.Typer(help="Life events pushed by registries.", no_args_is_help=True)

@@ -474,3 +474,85 @@ sim_clock = Table(
     Column("now", TS, nullable=False),
     Column("drain", Boolean, nullable=False, server_default="0"),
 )
+
+# --- the one-stop shop: officials, reviews, appeals ------------------------------------------
+
+#: People who sign in to haqq's own issuer (the embedded mode; a ministry's identity provider
+#: replaces it): officials, and citizens where no national e-ID is wired. Passwords are argon2id
+#: hashes, never the password.
+officials = Table(
+    "officials",
+    metadata,
+    Column("username", String(60), primary_key=True),
+    Column("name", Text, nullable=False),
+    # caseworker | supervisor | auditor | citizen | system
+    Column("role", String(20), nullable=False),
+    Column("fin", String(7)),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default="0"),
+)
+
+#: Keys haqq made for itself (the local token issuer's secret), kept with the data they protect.
+service_keys = Table(
+    "service_keys",
+    metadata,
+    Column("name", String(60), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+#: A case in the review queue as people work it: who took it, and a decision waiting for a
+#: supervisor's second approval (above the configured amount).
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("case_id", ForeignKey("cases.id"), primary_key=True),
+    # open | taken | awaiting_approval | done
+    Column("stage", String(20), nullable=False),
+    Column("assignee", String(60)),
+    Column("taken_at", TS),
+    Column("proposed_outcome", String(20)),
+    Column("proposed_amount", BigInteger),
+    Column("proposed_reason", Text),
+    Column("proposed_by", String(60)),
+    Column("proposed_at", TS),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_reviews_stage", "stage"),
+)
+
+#: Every step people took on a case (take, release, propose, decide, approve, reject, appeal):
+#: with the case's transitions, the audit trail of human decisions.
+review_actions = Table(
+    "review_actions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False, index=True),
+    Column("action", String(20), nullable=False),
+    Column("by", String(60), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("outcome", String(20)),
+    Column("amount", BigInteger),
+    Column("reason", Text),
+    Column("at", TS, nullable=False),
+)
+
+#: A citizen contests a decision. ``rerun``: the decision changes and the case runs again;
+#: ``upheld``: the decision stands, with the official's written reason.
+appeals = Table(
+    "appeals",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False, index=True),
+    Column("fin", String(7), nullable=False, index=True),
+    Column("reason", Text, nullable=False),
+    Column("opened_by", String(60), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("opened_at", TS, nullable=False),
+    # open | upheld | rerun
+    Column("status", String(20), nullable=False),
+    Column("decided_by", String(60)),
+    Column("decision_reason", Text),
+    Column("decided_at", TS),
+    Index("ix_appeals_status", "status"),
+)

@@ -1,0 +1,1 @@
+"""Sign-in: bearer tokens (JWT) and the local issuer's password store."""

@@ -1,0 +1,107 @@
+"""What every API route shares: the one error shape, pagination, the signed-in principal."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from haqq.domain.access import Action, Principal, require
+from haqq.entrypoints.web.auth import principal_of
+from haqq.entrypoints.web.context import WebContext
+
+T = TypeVar("T")
+
+
+class Problem(BaseModel):
+    """Every error the API answers with: a code a program can branch on and a message a person
+    can read, naming what is wrong."""
+
+    error: str = Field(description="what is wrong, in plain words")
+    code: str = Field(description="not_signed_in | forbidden | not_found | conflict | invalid | unavailable")
+
+
+class ApiError(Exception):
+    """Raised by routes; answered as a :class:`Problem` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", what)
+
+
+def conflict(message: str) -> ApiError:
+    return ApiError(409, "conflict", message)
+
+
+def invalid(message: str) -> ApiError:
+    return ApiError(422, "invalid", message)
+
+
+#: The documented errors, for ``responses=`` on each route.
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        401: "not signed in, or the token does not hold",
+        403: "the role or identity may not do this",
+        404: "no such record",
+        409: "the action does not apply to the record as it is now; nothing changed",
+        422: "a malformed request; the message names the field",
+        503: "a registry or store cannot answer now",
+    }
+    return {s: {"model": Problem, "description": text[s]} for s in statuses}
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; ask again with ``offset=next_offset`` for the next."""
+
+    items: list[T]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="the offset of the next page; null on the last")
+
+
+def page_of(rows: list[T], *, limit: int, offset: int) -> Page[T]:
+    """A page from up to ``limit + 1`` rows (the extra row says there is a next page)."""
+    more = len(rows) > limit
+    return Page[T](items=rows[:limit], limit=limit, offset=offset, next_offset=offset + limit if more else None)
+
+
+class Paging(BaseModel):
+    limit: int
+    offset: int
+
+
+def paging(
+    limit: Annotated[int, Query(ge=1, le=200, description="at most this many items")] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="skip this many items")] = 0,
+) -> Paging:
+    return Paging(limit=limit, offset=offset)
+
+
+PagingDep = Annotated[Paging, Depends(paging)]
+
+
+def context_of(request: Request) -> WebContext:
+    """The app's wiring (``make_api`` keeps it in the app's state)."""
+    ctx: WebContext = request.app.state.ctx
+    return ctx
+
+
+def current_principal(request: Request) -> Principal:
+    """The dependency giving a route its principal (401 when there is none)."""
+    return principal_of(request, context_of(request))
+
+
+#: ``who: Who`` in a route's parameters: the signed-in principal.
+Who = Annotated[Principal, Depends(current_principal)]
+
+
+def allow(principal: Principal, action: Action, *, fin: str | None = None) -> None:
+    """403 unless the principal may take the action (on ``fin``'s records)."""
+    require(principal, action, fin=fin)

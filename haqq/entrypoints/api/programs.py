@@ -1,0 +1,12 @@
+"""API routes: programs (see :func:`routes`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from haqq.entrypoints.web.context import WebContext
+
+
+def routes(ctx: WebContext) -> APIRouter:
+    router = APIRouter(tags=["programs"])
+    return router

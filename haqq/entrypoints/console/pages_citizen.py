@@ -1,0 +1,12 @@
+"""Console pages: citizen (see :func:`routes`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from haqq.entrypoints.web.context import WebContext
+
+
+def routes(ctx: WebContext) -> APIRouter:
+    router = APIRouter()
+    return router

@@ -1,0 +1,28 @@
+"""Who is asking: a bearer token in the ``Authorization`` header (the API's clients) or in the
+console's session cookie (people in a browser). Both carry the same JWT."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from haqq.domain.access import NotSignedIn, Principal
+from haqq.entrypoints.web.context import WebContext
+
+#: The console's cookie: HttpOnly, SameSite=Strict (a form on another site cannot post with it).
+SESSION_COOKIE = "haqq_session"
+
+
+def token_of(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def principal_of(request: Request, ctx: WebContext) -> Principal:
+    """The signed-in principal, or :class:`NotSignedIn` saying what is missing or wrong."""
+    token = token_of(request)
+    if token is None:
+        raise NotSignedIn("sign in first: no bearer token and no session")
+    return ctx.keys.verify(token)
