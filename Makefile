@@ -27,6 +27,9 @@ system-deps:
 	@command -v bearerbox >/dev/null 2>&1 && dpkg -s kannel-extras >/dev/null 2>&1 || \
 	  (echo "installing Debian's kannel and kannel-extras for the SMS gateway tests" && \
 	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q kannel kannel-extras >/dev/null)
+	@test -x /usr/bin/chromium || \
+	  (echo "installing Debian's chromium for the browser tests" && \
+	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium >/dev/null)
 
 test: lint system-deps
 	$(PY) -m pytest -q

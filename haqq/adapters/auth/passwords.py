@@ -43,7 +43,7 @@ def add_account(
         if not fin:
             raise AccountError("a citizen's account needs their FIN (--fin)")
         check_fin(fin)
-    row = {"name": name or username, "role": role.value, "fin": fin, "password_hash": _hasher.hash(password)}
+    row: dict[str, str | None] = {"name": name or username, "role": role.value, "fin": fin, "password_hash": _hasher.hash(password)}
     exists = conn.execute(select(officials.c.username).where(officials.c.username == username)).first()
     if exists and not replace:
         raise AccountError(f"there is already an account {username!r}")
@@ -51,7 +51,7 @@ def add_account(
         conn.execute(update(officials).where(officials.c.username == username).values(**row, disabled=False))
     else:
         conn.execute(insert(officials).values(username=username, created_at=now, **row))
-    return Account(username, row["name"], role, fin, False)
+    return Account(username, name or username, role, fin, False)
 
 
 def accounts(conn: Connection) -> list[Account]:
