@@ -55,13 +55,28 @@ TRANSITIONS: Mapping[CaseState, frozenset[CaseState]] = {
     S.FAILED: frozenset(),
 }
 
-TERMINAL: frozenset[CaseState] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+#: Where the pipeline ends a case: it never moves one out of these (an appeal may, see
+#: :data:`REOPENING`). Named, not derived from :data:`TRANSITIONS`.
+TERMINAL: frozenset[CaseState] = frozenset({S.CLOSED, S.DENIED, S.DECLINED, S.LAPSED, S.FAILED})
 #: States in which the pipeline has nothing more to do without a person or an outside answer.
 RESTING: frozenset[CaseState] = TERMINAL | {S.NEEDS_REVIEW}
 
 
+#: The moves out of a terminal state that only people make: an appeal decided ``rerun`` runs a
+#: denied or lapsed case again from gathering. Kept apart from :data:`TRANSITIONS` (the
+#: pipeline's own moves, in which terminal states stay final), and checked by :func:`reopen`.
+REOPENING: Mapping[CaseState, frozenset[CaseState]] = {
+    S.DENIED: frozenset({S.GATHERING}),
+    S.LAPSED: frozenset({S.GATHERING}),
+}
+
+
 def can_transition(source: CaseState, target: CaseState) -> bool:
     return target in TRANSITIONS[source]
+
+
+def can_reopen(source: CaseState, target: CaseState) -> bool:
+    return target in REOPENING.get(source, frozenset())
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,5 +99,13 @@ def transition(
 ) -> Transition:
     """Check one move against :data:`TRANSITIONS` and return its audit record."""
     if not can_transition(source, target):
+        raise InvalidTransition(case_id, source.value, target.value)
+    return Transition(case_id, source, target, at, cause)
+
+
+def reopen(case_id: str, source: CaseState, target: CaseState, at: datetime, cause: str) -> Transition:
+    """Check a move out of a terminal state against :data:`REOPENING` (an appeal's re-run) and
+    return its audit record."""
+    if not can_reopen(source, target):
         raise InvalidTransition(case_id, source.value, target.value)
     return Transition(case_id, source, target, at, cause)

@@ -312,6 +312,29 @@ def demo(
     console.print("  haqq sms status   ·   haqq sms replies   ·   haqq sms templates")
     console.print("\nEvery message exchanged with the registries, the bank and the gateway, hash-chained:")
     console.print("  haqq audit verify   ·   haqq serve   # then /datatracker/v3/findUsage?userCode=FIN: who looked at a person's data")
+    _demo_accounts(app_, examples)
+
+
+def _demo_accounts(app_: Any, examples: list[tuple[str, str]]) -> None:
+    """Accounts to sign in to the console with, each with a fresh random password."""
+    import secrets
+
+    from haqq.adapters.auth.passwords import add_account
+    from haqq.domain.access import Role
+
+    people = [("caseworker", Role.CASEWORKER, "Caseworker (demo)", None),
+              ("supervisor", Role.SUPERVISOR, "Supervisor (demo)", None),
+              ("auditor", Role.AUDITOR, "Auditor (demo)", None)]
+    people += [(fin, Role.CITIZEN, f"Citizen {fin} (demo)", fin) for fin, _ in examples[:2]]
+    made = []
+    with app_.engine.begin() as conn:
+        for username, role, name, fin in people:
+            password = secrets.token_urlsafe(9)
+            add_account(conn, username, password, role=role, name=name, fin=fin, now=app_.wall(), replace=True)
+            made.append((username, role.value, password))
+    console.print("\n[bold]The one-stop shop[/bold]: the caseworkers' console, the dashboard, the citizen's view and the API:")
+    console.print("  .venv/bin/haqq serve   # then open http://127.0.0.1:8080/ (the API: /api/v1/docs)")
+    console.print("  sign in as " + ";  ".join(f"{u} ({r}) / {p}" for u, r, p in made))
 
 
 @app.command("replay")

@@ -81,3 +81,39 @@ def test_haqq_subscribes_to_a_registry_with_a_signed_request(tmp_path: Path) -> 
     assert isinstance(message, dict)
     kinds = [r["subscribe_criteria"]["reg_event_type"] for r in message["subscribe_request"]]
     assert kinds == ["live_birth", "death"]
+
+
+def test_the_console_and_the_api_share_one_sign_in(tmp_path: Path) -> None:
+    from haqq.adapters.auth.passwords import add_account
+    from haqq.domain.access import Role
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'h.db'}")
+    db.upgrade(engine)
+    with engine.begin() as conn:
+        add_account(conn, "aynur", "a long password", role=Role.CASEWORKER, name="Aynur M.", fin=None,
+                    now=datetime.now(UTC))
+    client = TestClient(make_http_app(engine, EventKeys()))
+    # The console sends a visitor to sign in, and back where they were going afterwards.
+    first = client.get("/search", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/login?next=/search"
+    wrong = client.post("/login?lang=en", data={"username": "aynur", "password": "nope", "next": "/search"})
+    assert wrong.status_code == 401 and "Wrong username or password" in wrong.text
+    signed = client.post("/login", data={"username": "aynur", "password": "a long password", "next": "//evil.example/"},
+                         follow_redirects=False)
+    assert signed.status_code == 303 and signed.headers["location"] == "/search"
+    assert "httponly" in signed.headers["set-cookie"].lower() and "samesite=strict" in signed.headers["set-cookie"].lower()
+    # The same person through the API, with a bearer token.
+    token = client.post("/api/v1/auth/token", data={"username": "aynur", "password": "a long password"}).json()
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token['access_token']}"}).json()
+    assert me == {"subject": "aynur", "role": "caseworker", "name": "Aynur M.", "fin": None}
+    anonymous = TestClient(make_http_app(engine, EventKeys()))
+    refused = anonymous.get("/api/v1/me")
+    assert refused.status_code == 401 and refused.json()["code"] == "not_signed_in"
+    assert refused.headers["www-authenticate"] == "Bearer"
+    bad = anonymous.post("/api/v1/auth/token", data={"username": "aynur"})
+    assert bad.status_code == 422 and bad.json() == {"error": "password: Field required", "code": "invalid"}
+    missing = anonymous.get("/api/v1/no-such-thing")
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    page = anonymous.get("/no-such-page?lang=ru")
+    assert page.status_code == 404 and "Такой страницы нет" in page.text
+    engine.dispose()
