@@ -64,13 +64,14 @@ def serve(
 
     import uvicorn
 
-    from haqq.adapters.events.keys import load_keys
+    from haqq.adapters.events.keys import EventKeys, load_keys
     from haqq.adapters.store import db
     from haqq.entrypoints.web.app import make_app
 
     try:
         haqq = build_app(database_url, country)
-        loaded = load_keys(keys)
+        # No keys: no registry may push events (the embedded default; the replay feeds them).
+        loaded = load_keys(keys) if keys or os.environ.get("HAQQ_EVENT_KEYS") else EventKeys()
         db.upgrade(haqq.engine)
         ctx = haqq.web_context()
     except HaqqError as exc:
