@@ -322,7 +322,7 @@ def _demo_accounts(app_: Any, examples: list[tuple[str, str]]) -> None:
     from haqq.adapters.auth.passwords import add_account
     from haqq.domain.access import Role
 
-    people = [("caseworker", Role.CASEWORKER, "Caseworker (demo)", None),
+    people: list[tuple[str, Role, str, str | None]] = [("caseworker", Role.CASEWORKER, "Caseworker (demo)", None),
               ("supervisor", Role.SUPERVISOR, "Supervisor (demo)", None),
               ("auditor", Role.AUDITOR, "Auditor (demo)", None)]
     people += [(fin, Role.CITIZEN, f"Citizen {fin} (demo)", fin) for fin, _ in examples[:2]]
@@ -475,6 +475,31 @@ def bench_payroll(
     else:
         for key, value in figures.items():
             console.print(f"{key:>24}: {value}")
+
+
+@bench_app.command("api")
+def bench_api(
+    population: Annotated[int, typer.Option(min=1000, help="persons of the country whose year the store holds")] = 1_000_000,
+    clients: Annotated[int, typer.Option(min=1, max=256, help="concurrent clients")] = 8,
+    requests: Annotated[int, typer.Option(min=10, help="requests of each kind")] = 1000,
+    seed: int = 1,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The person page, the person API and the dashboard under concurrent clients, served by
+    haqq serve on the store of a whole country after its year (built once and cached)."""
+    from bench.api import BenchFailed, run_bench
+
+    try:
+        with progress_bar("bench api") as update:
+            figures = run_bench(population=population, seed=seed, clients=clients, requests=requests,
+                                progress=None if as_json else (lambda _stage, done, total: update(done, total)))
+    except (BenchFailed, HaqqError) as exc:
+        fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(figures) + "\n")
+    else:
+        for key, value in figures.items():
+            console.print(f"{key:>34}: {value}")
 
 
 def main() -> None:
