@@ -32,7 +32,7 @@ from haqq.domain.quiet import QuietHours
 from haqq.pipeline.work import local_date
 from haqq.rules.messages import MessageCatalogue, default_messages
 
-CHANNELS = ("sms", "api", "office", "registry")
+CHANNELS = ("sms", "api", "office", "registry", "console")
 #: Payments the bank does not have yet: a decline or a stop cancels them.
 NOT_AT_BANK = ("scheduled", "queued", "held", "rejected")
 #: The SMS that told a person of a grant (a STOP reply names one of these by its code).
