@@ -71,6 +71,10 @@ def make_api(ctx: WebContext) -> FastAPI:
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # A body that cannot be read at all (broken JSON, a broken form) is a malformed
+            # request like any other: one status, 422, documented on every operation.
+            return _problem(422, "invalid", f"the request body cannot be read: {exc.detail}")
         code = {404: "not_found", 405: "invalid", 401: "not_signed_in", 403: "forbidden"}.get(exc.status_code, "invalid")
         return _problem(exc.status_code, code, str(exc.detail))
 

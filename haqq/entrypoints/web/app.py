@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount
 
 from haqq.entrypoints.web.context import WebContext
@@ -27,7 +29,14 @@ def make_app(ctx: WebContext, event_keys: EventKeys, *, sms_token: str | None = 
     from haqq.entrypoints.sms_api import make_sms_app
     from haqq.entrypoints.tracker_api import make_tracker_app
 
-    return Starlette(routes=[
+    async def nowhere(request: Request, exc: Exception) -> Response:
+        # A path no mount matches (one with a line break, say): the API's error shape under
+        # /api/, a plain page elsewhere.
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": "no such resource", "code": "not_found"}, 404)
+        return PlainTextResponse("Not Found", 404)
+
+    return Starlette(exception_handlers={404: nowhere}, routes=[
         Mount("/api/v1", app=make_api(ctx)),
         Mount("/events", app=make_events_app(event_keys, engine=ctx.engine)),
         Mount("/datatracker", app=make_tracker_app(ctx.engine)),
