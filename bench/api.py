@@ -105,7 +105,7 @@ def cached_store(
 
 
 @contextmanager
-def serve(store: BenchStore, database: Path, *, timeout: float = 120.0) -> Iterator[str]:
+def serve(store: BenchStore, database: Path, *, http_workers: int = 1, timeout: float = 120.0) -> Iterator[str]:
     """``haqq serve --workers 0`` on ``database`` in a child process on a free loopback port."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -114,7 +114,7 @@ def serve(store: BenchStore, database: Path, *, timeout: float = 120.0) -> Itera
     log = (database.parent / "serve.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "haqq.entrypoints.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "0"],
+         "--workers", "0", "--http-workers", str(http_workers)],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )
     url = f"http://127.0.0.1:{port}"
@@ -219,7 +219,7 @@ def _measure(
 
 def run_bench(
     *, population: int, seed: int = 1, clients: int = 8, requests: int = 1000, build_workers: int = 2,
-    progress: Progress | None = None,
+    http_workers: int = 2, progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Build (once) the store, serve it, and measure each kind of request."""
     store = cached_store(population, seed, workers=build_workers, progress=progress)
@@ -230,7 +230,7 @@ def run_bench(
             progress("copy", 0, 1)
         shutil.copyfile(store.database, database)
         fins, total_cases = _prepare(database, max(requests, 1000), seed)
-        with serve(store, database) as url:
+        with serve(store, database, http_workers=http_workers) as url:
             signed = httpx.post(f"{url}/login", data={"username": ACCOUNT, "password": PASSWORD},
                                 follow_redirects=False, timeout=30.0)
             cookie = signed.cookies.get("haqq_session")
@@ -278,6 +278,7 @@ def run_bench(
         "persons": population,
         "cases": total_cases,
         "clients": clients,
+        "http_workers": http_workers,
         "requests": requests,
         "sampled_fins": len(fins),
         "dashboard_first_ms": round(first_dashboard * 1000, 1),

@@ -482,6 +482,7 @@ def bench_api(
     population: Annotated[int, typer.Option(min=1000, help="persons of the country whose year the store holds")] = 1_000_000,
     clients: Annotated[int, typer.Option(min=1, max=256, help="concurrent clients")] = 8,
     requests: Annotated[int, typer.Option(min=10, help="requests of each kind")] = 1000,
+    http_workers: Annotated[int, typer.Option(min=1, max=16, help="haqq serve's HTTP processes")] = 2,
     seed: int = 1,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -492,7 +493,7 @@ def bench_api(
     try:
         with progress_bar("bench api") as update:
             figures = run_bench(population=population, seed=seed, clients=clients, requests=requests,
-                                progress=None if as_json else (lambda _stage, done, total: update(done, total)))
+                                http_workers=http_workers, progress=None if as_json else (lambda _stage, done, total: update(done, total)))
     except (BenchFailed, HaqqError) as exc:
         fail(str(exc))
     if as_json:

@@ -50,6 +50,9 @@ def serve(
     workers: Annotated[
         int, typer.Option("--workers", min=0, max=64, help="pipeline workers to run alongside (0: none)")
     ] = 1,
+    http_workers: Annotated[
+        int, typer.Option("--http-workers", min=1, max=64, help="processes answering HTTP (one per core)")
+    ] = 1,
     keys: Annotated[
         Path | None,
         typer.Option("--keys", help="registries' keys and webhook secrets (YAML); default $HAQQ_EVENT_KEYS"),
@@ -85,7 +88,7 @@ def serve(
         f"({len(loaded.spdci)} SPDCI senders, {len(loaded.webhooks)} webhook senders)\n"
         f"  who looked at my data: {base}/datatracker/v3/findUsage?userCode=FIN\n"
         f"  SMS gateway reports in: {base}/sms/kannel/dlr, {base}/sms/kannel/mo\n"
-        f"  pipeline workers: {workers}"
+        f"  pipeline workers: {workers}; HTTP processes: {http_workers}"
         + ("" if ctx.directory else f"\n  [yellow]no country file at {haqq.settings.country}: search by FIN only[/yellow]")
     )
     app = make_app(ctx, loaded, sms_token=os.environ.get("HAQQ_SMS_TOKEN") or None)
@@ -99,7 +102,20 @@ def serve(
         for p in procs:
             p.start()
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        if http_workers == 1:
+            from haqq.office.dashboard import warm
+
+            warm(ctx.engine, ctx.catalogue)
+            uvicorn.run(app, host=host, port=port, log_level="warning")
+        else:
+            # Each process builds the same app from the same settings (its own connections,
+            # its own dashboard cache): hand them over in the environment.
+            os.environ["HAQQ_DATABASE_URL"] = str(haqq.engine.url.render_as_string(hide_password=False))
+            os.environ["HAQQ_COUNTRY"] = str(haqq.settings.country)
+            if keys:
+                os.environ["HAQQ_EVENT_KEYS"] = str(keys)
+            uvicorn.run("haqq.entrypoints.web.app:from_env", factory=True, workers=http_workers, host=host,
+                        port=port, log_level="warning")
     finally:
         for p in procs:
             p.terminate()

@@ -439,6 +439,16 @@ def cache_for(engine: Engine, catalogue: Catalogue) -> DashboardCache:
         return found
 
 
+def warm(engine: Engine, catalogue: Catalogue) -> None:
+    """Compute the figures before the first request asks (``haqq serve`` calls it in each HTTP
+    process as it starts), so no one waits for a first computation; a failure is logged and the
+    first request tries again."""
+    try:
+        cache_for(engine, catalogue).refresh()
+    except Exception as exc:
+        log.error("dashboard.warm_failed", error=repr(exc))
+
+
 def dashboard(principal: Principal, engine: Engine, catalogue: Catalogue) -> Dashboard:
     """The dashboard for ``principal`` (who must be allowed to view it)."""
     require(principal, Action.VIEW_DASHBOARD)

@@ -20,7 +20,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, Engine, or_, select
 
 from haqq.adapters.store import messagelog
 from haqq.adapters.store.schema import (
@@ -565,11 +565,27 @@ def search(
 # --- a person's picture ----------------------------------------------------------------------
 
 
-def picture(
-    conn: Connection, directory: PersonDirectory | None, principal: Principal, fin: str, at: datetime, lang: str,
+def view_person(
+    engine: Engine, directory: PersonDirectory | None, principal: Principal, fin: str, at: datetime, lang: str,
     *, catalogue: Catalogue | None = None, what: str = "person page",
 ) -> Picture:
-    """Everything the registries and haqq hold about ``fin``; the look is logged (officials)."""
+    """:func:`picture` with the look logged first in its own short write transaction, and the
+    reading in a read-only one: on SQLite readers then never wait for one another behind the
+    write lock (the page shows the look just logged)."""
+    require(principal, Action.VIEW_PERSON, fin=fin)
+    if principal.is_official:
+        with engine.begin() as conn:
+            _log_people(conn, principal, [fin], what=what, purpose="looked at the person's record", at=at)
+    with engine.connect().execution_options(read_only=True) as conn, conn.begin():
+        return picture(conn, directory, principal, fin, at, lang, catalogue=catalogue, what=what, log=False)
+
+
+def picture(
+    conn: Connection, directory: PersonDirectory | None, principal: Principal, fin: str, at: datetime, lang: str,
+    *, catalogue: Catalogue | None = None, what: str = "person page", log: bool = True,
+) -> Picture:
+    """Everything the registries and haqq hold about ``fin``; the look is logged (officials)
+    unless ``log`` is false (the caller logged it: :func:`view_person`)."""
     require(principal, Action.VIEW_PERSON, fin=fin)
     if lang not in plain.LANGUAGES:
         lang = "en"
@@ -627,7 +643,8 @@ def picture(
     sms = _rows(conn, select(notifications).where(notifications.c.fin == fin).order_by(notifications.c.due_at, notifications.c.id))
     chosen = _rows(conn, select(citizen_choices).where(citizen_choices.c.fin == fin).order_by(citizen_choices.c.at))
     appealed = _rows(conn, select(appeals).where(appeals.c.fin == fin).order_by(appeals.c.opened_at))
-    _log_people(conn, principal, [fin], what=what, purpose="looked at the person's record", at=at)
+    if log:
+        _log_people(conn, principal, [fin], what=what, purpose="looked at the person's record", at=at)
     access = _access_entries(conn, fin, limit=ACCESS_SHOWN + 1)
     return Picture(
         fin=fin,

@@ -51,8 +51,7 @@ def routes(ctx: WebContext) -> APIRouter:
         data haqq's decisions used, life events, cases with their transitions, decisions
         explained, entitlements, payments, SMS, choices, appeals and who looked at their data."""
         try:
-            with ctx.engine.begin() as conn:
-                return people.picture(conn, ctx.directory, who, fin, ctx.now(), lang, catalogue=ctx.catalogue,
+            return people.view_person(ctx.engine, ctx.directory, who, fin, ctx.now(), lang, catalogue=ctx.catalogue,
                                       what="person api")
         except people.UnknownPerson as exc:
             raise not_found(str(exc)) from None

@@ -122,8 +122,7 @@ def routes(ctx: WebContext) -> APIRouter:
         if who.role is Role.CITIZEN and who.fin == fin:
             return RedirectResponse("/me", status_code=303)
         try:
-            with ctx.engine.begin() as conn:
-                found = people.picture(conn, ctx.directory, who, fin, ctx.now(), language_of(request),
+            found = people.view_person(ctx.engine, ctx.directory, who, fin, ctx.now(), language_of(request),
                                        catalogue=ctx.catalogue, what="person page")
         except people.UnknownPerson as exc:
             raise StarletteHTTPException(404, str(exc)) from None

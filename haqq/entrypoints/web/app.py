@@ -43,3 +43,19 @@ def make_app(ctx: WebContext, event_keys: EventKeys, *, sms_token: str | None = 
         Mount("/sms", app=make_sms_app(ctx.engine, token=sms_token)),
         Mount("/", app=make_console(ctx)),
     ])
+
+
+def from_env() -> Starlette:
+    """The app from the environment's settings (``HAQQ_*``): what each process of
+    ``haqq serve --http-workers N`` runs."""
+    import os
+
+    from haqq.adapters.events.keys import EventKeys, load_keys
+    from haqq.bootstrap import Settings, build
+    from haqq.office.dashboard import warm
+
+    haqq = build(Settings.from_env())
+    keys = load_keys() if os.environ.get("HAQQ_EVENT_KEYS") else EventKeys()
+    ctx = haqq.web_context()
+    warm(ctx.engine, ctx.catalogue)
+    return make_app(ctx, keys, sms_token=os.environ.get("HAQQ_SMS_TOKEN") or None)
