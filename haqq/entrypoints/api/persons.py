@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from haqq.domain.errors import InstitutionError
 from haqq.entrypoints.api.common import ApiError, Page, PagingDep, Who, not_found, problems
@@ -46,15 +46,17 @@ def routes(ctx: WebContext) -> APIRouter:
 
     @router.get("/persons/{fin}", operation_id="getPerson", response_model=Picture,
                 responses=problems(401, 403, 404, 422))
-    def person(who: Who, fin: FinPath, lang: LangQuery = "en") -> Picture:
+    def person(who: Who, fin: FinPath, lang: LangQuery = "en") -> Response:
         """Everything about one person: identity and family from the registries, the registry
         data haqq's decisions used, life events, cases with their transitions, decisions
         explained, entitlements, payments, SMS, choices, appeals and who looked at their data."""
         try:
-            return people.view_person(ctx.engine, ctx.directory, who, fin, ctx.now(), lang, catalogue=ctx.catalogue,
-                                      what="person api")
+            found = people.view_person(ctx.engine, ctx.directory, who, fin, ctx.now(), lang, catalogue=ctx.catalogue,
+                                       what="person api")
         except people.UnknownPerson as exc:
             raise not_found(str(exc)) from None
+        # Already a validated Picture: serialised once, not validated again on the way out.
+        return Response(found.model_dump_json(), media_type="application/json")
 
     @router.get("/persons/{fin}/access-log", operation_id="getPersonAccessLog", response_model=Page[AccessEntry],
                 responses=problems(401, 403, 422))
