@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean system-deps
+.PHONY: demo test install lint bench clean system-deps serve
 # Debian packages the tests drive for real: Kannel (bearerbox, smsbox) and its fake SMSC.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -18,6 +18,9 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/haqq demo
+
+serve: $(STAMP)
+	$(VENV)/bin/haqq serve
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check haqq bench tests

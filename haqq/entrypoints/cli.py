@@ -331,10 +331,12 @@ def _demo_accounts(app_: Any, examples: list[tuple[str, str]]) -> None:
         for username, role, name, fin in people:
             password = secrets.token_urlsafe(9)
             add_account(conn, username, password, role=role, name=name, fin=fin, now=app_.wall(), replace=True)
-            made.append((username, role.value, password))
+            made.append((username, str(role), password))
     console.print("\n[bold]The one-stop shop[/bold]: the caseworkers' console, the dashboard, the citizen's view and the API:")
-    console.print("  .venv/bin/haqq serve   # then open http://127.0.0.1:8080/ (the API: /api/v1/docs)")
-    console.print("  sign in as " + ";  ".join(f"{u} ({r}) / {p}" for u, r, p in made))
+    console.print("  make serve   (or haqq serve)   # then open http://127.0.0.1:8080/ ; the API's docs: /api/v1/docs")
+    console.print("  sign in as (username / password, made for this demo):")
+    for username, kind, password in made:
+        console.print(f"    {username:<12} {password:<14} {kind}")
 
 
 @app.command("replay")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 
 from haqq.domain.access import Action, Principal, require
-from haqq.entrypoints.web.auth import principal_of
-from haqq.entrypoints.web.context import WebContext
+from haqq.entrypoints.web.auth import Who, context_of, current_principal
 
 T = TypeVar("T")
 
@@ -87,21 +86,10 @@ def paging(
 PagingDep = Annotated[Paging, Depends(paging)]
 
 
-def context_of(request: Request) -> WebContext:
-    """The app's wiring (``make_api`` keeps it in the app's state)."""
-    ctx: WebContext = request.app.state.ctx
-    return ctx
-
-
-def current_principal(request: Request) -> Principal:
-    """The dependency giving a route its principal (401 when there is none)."""
-    return principal_of(request, context_of(request))
-
-
-#: ``who: Who`` in a route's parameters: the signed-in principal.
-Who = Annotated[Principal, Depends(current_principal)]
-
-
 def allow(principal: Principal, action: Action, *, fin: str | None = None) -> None:
     """403 unless the principal may take the action (on ``fin``'s records)."""
     require(principal, action, fin=fin)
+
+#: Shared with the console (see :mod:`haqq.entrypoints.web.auth`).
+__all__ = ["ApiError", "Page", "PagingDep", "Problem", "Who", "allow", "conflict", "context_of", "current_principal",
+           "invalid", "not_found", "page_of", "paging", "problems"]

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, Request
-
-from haqq.domain.access import Principal
-from haqq.entrypoints.web.auth import principal_of
-from haqq.entrypoints.web.context import WebContext
+from haqq.entrypoints.web.auth import Who, context_of, current_principal
 
 
 class FormError(Exception):
@@ -19,16 +13,4 @@ class FormError(Exception):
         self.message = message
         self.back = back
 
-
-def context_of(request: Request) -> WebContext:
-    ctx: WebContext = request.app.state.ctx
-    return ctx
-
-
-def current_principal(request: Request) -> Principal:
-    """The console's dependency: the person signed in (else a redirect to the sign-in page)."""
-    return principal_of(request, context_of(request))
-
-
-#: ``who: Who`` in a page's parameters: the person signed in.
-Who = Annotated[Principal, Depends(current_principal)]
+__all__ = ["FormError", "Who", "context_of", "current_principal"]

@@ -3,7 +3,9 @@ console's session cookie (people in a browser). Both carry the same JWT."""
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from haqq.domain.access import NotSignedIn, Principal
 from haqq.entrypoints.web.context import WebContext
@@ -26,3 +28,20 @@ def principal_of(request: Request, ctx: WebContext) -> Principal:
     if token is None:
         raise NotSignedIn("sign in first: no bearer token and no session")
     return ctx.keys.verify(token)
+
+
+def context_of(request: Request) -> WebContext:
+    """The wiring of the app serving the request (the API and the console keep it in their
+    app's state)."""
+    ctx: WebContext = request.app.state.ctx
+    return ctx
+
+
+def current_principal(request: Request) -> Principal:
+    """The dependency giving a route its principal (NotSignedIn when there is none: the API
+    answers 401, the console sends the visitor to sign in)."""
+    return principal_of(request, context_of(request))
+
+
+#: ``who: Who`` in a route's parameters: the signed-in principal.
+Who = Annotated[Principal, Depends(current_principal)]
