@@ -5,7 +5,6 @@ in az, ru and en."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -24,7 +23,7 @@ from haqq.entrypoints.cli_serve import make_http_app
 from haqq.office.dashboard import Dashboard
 from haqq.replay import replay
 from haqq.rules.catalogue import load_catalogue
-from tests.helpers import generated_country
+from tests.helpers import country_copy, generated_country
 
 CHARTS = ("chart-assignments", "chart-latency", "chart-waiting", "chart-consent", "chart-payments")
 
@@ -33,8 +32,7 @@ CHARTS = ("chart-assignments", "chart-latency", "chart-waiting", "chart-consent"
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     source = generated_country(tmp_path_factory, population=2000, seed=5)
     folder = tmp_path_factory.mktemp("store")
-    country = folder / "country.db"
-    shutil.copyfile(source, country)
+    country = country_copy(source, folder)
     app = build(Settings(database_url=f"sqlite:///{folder / 'haqq.db'}", country=country, batch_size=300))
     db.upgrade(app.engine)
     replay(app, year=2025, tick=timedelta(days=7))

@@ -5,7 +5,6 @@ pages in az, ru and en with the ids and classes other tests rely on."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,7 @@ from haqq.entrypoints.cli_serve import make_http_app
 from haqq.entrypoints.web.app import make_app
 from haqq.entrypoints.web.context import WebContext
 from haqq.replay import replay
-from tests.helpers import generated_country
+from tests.helpers import country_copy, generated_country
 
 PASSWORD = "a-long-enough-password"
 SECTIONS = ("identity", "family", "registry-data", "timeline", "cases", "entitlements", "payments", "sms", "access-log")
@@ -56,8 +55,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """A replayed small country on SQLite, served whole with the registries' directory."""
     country_file = generated_country(tmp_path_factory, population=2000, seed=11)
     folder = tmp_path_factory.mktemp("site")
-    country = folder / "country.db"
-    shutil.copyfile(country_file, country)
+    country = country_copy(country_file, folder)
     app = build(Settings(database_url=f"sqlite:///{folder / 'haqq.db'}", country=country, batch_size=300))
     db.upgrade(app.engine)
     replay(app, year=2025, tick=timedelta(days=7))

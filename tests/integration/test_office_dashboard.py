@@ -4,7 +4,6 @@ cache serves held figures and refreshes them in the background."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -32,7 +31,7 @@ from haqq.domain.cases import TERMINAL
 from haqq.office.dashboard import Dashboard, DashboardCache, compute, dashboard, reason_kind
 from haqq.replay import replay
 from haqq.rules.catalogue import Mode, load_catalogue
-from tests.helpers import generated_country
+from tests.helpers import country_copy, generated_country
 
 BAKU = ZoneInfo("Asia/Baku")
 
@@ -43,8 +42,7 @@ def country_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def replayed(country_file: Path, tmp_path: Path, url: str) -> Haqq:
-    country = tmp_path / "country.db"
-    shutil.copyfile(country_file, country)
+    country = country_copy(country_file, tmp_path)
     app = build(Settings(database_url=url, country=country, batch_size=300))
     db.upgrade(app.engine)
     replay(app, year=2025, tick=timedelta(days=7))

@@ -4,7 +4,6 @@ stopping, the data-access log, and who may see what."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,7 +27,7 @@ from haqq.bootstrap import Haqq, Settings, build
 from haqq.domain.access import AccessDenied, Principal, Role
 from haqq.office import people
 from haqq.replay import replay
-from tests.helpers import generated_country
+from tests.helpers import country_copy, generated_country
 
 CASEWORKER = Principal("aysel", Role.CASEWORKER, "Aysel Məmmədova")
 SUPERVISOR = Principal("rauf", Role.SUPERVISOR, "Rauf Quliyev")
@@ -49,8 +48,7 @@ class Store:
 
 
 def replayed(url: str, country_file: Path, folder: Path) -> Store:
-    country = folder / "country.db"
-    shutil.copyfile(country_file, country)
+    country = country_copy(country_file, folder)
     app = build(Settings(database_url=url, country=country, batch_size=300))
     db.upgrade(app.engine)
     replay(app, year=2025, tick=timedelta(days=7))

@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from haqq.entrypoints.api.common import Page, PagingDep, Who, conflict, not_found, problems
-from haqq.entrypoints.api.persons import LangQuery, page
+from haqq.entrypoints.api.common import Page, PagingDep, Who, conflict, not_found, page_of, problems
+from haqq.entrypoints.api.persons import LangQuery
 from haqq.entrypoints.web.context import WebContext
 from haqq.office import people
 from haqq.office.people import (
@@ -45,7 +45,7 @@ def routes(ctx: WebContext) -> APIRouter:
         with ctx.engine.begin() as conn:
             rows, more = people.list_cases(conn, who, fin=fin, state=state, program=program, limit=paging.limit,
                                            offset=paging.offset, at=ctx.now())
-        return page(rows, more, paging.limit, paging.offset)
+        return page_of(rows, more=more, limit=paging.limit, offset=paging.offset)
 
     @router.get("/cases/{case_id}", operation_id="getCase", response_model=CaseView,
                 responses=problems(401, 403, 404, 422))
@@ -91,7 +91,7 @@ def routes(ctx: WebContext) -> APIRouter:
         with ctx.engine.begin() as conn:
             rows, more = people.entitlements_of(conn, who, fin, limit=paging.limit, offset=paging.offset,
                                                 at=ctx.now())
-        return page(rows, more, paging.limit, paging.offset)
+        return page_of(rows, more=more, limit=paging.limit, offset=paging.offset)
 
     @router.get("/payments", operation_id="listPayments", response_model=Page[PaymentView],
                 responses=problems(401, 403, 422))
@@ -99,7 +99,7 @@ def routes(ctx: WebContext) -> APIRouter:
         """Payments to the person, newest first (amounts in qəpik)."""
         with ctx.engine.begin() as conn:
             rows, more = people.payments_of(conn, who, fin, limit=paging.limit, offset=paging.offset, at=ctx.now())
-        return page(rows, more, paging.limit, paging.offset)
+        return page_of(rows, more=more, limit=paging.limit, offset=paging.offset)
 
     @router.get("/notifications", operation_id="listNotifications", response_model=Page[SmsView],
                 responses=problems(401, 403, 422))
@@ -108,6 +108,6 @@ def routes(ctx: WebContext) -> APIRouter:
         with ctx.engine.begin() as conn:
             rows, more = people.notifications_of(conn, who, fin, limit=paging.limit, offset=paging.offset,
                                                  at=ctx.now())
-        return page(rows, more, paging.limit, paging.offset)
+        return page_of(rows, more=more, limit=paging.limit, offset=paging.offset)
 
     return router

@@ -65,9 +65,11 @@ class Page(BaseModel, Generic[T]):
     next_offset: int | None = Field(description="the offset of the next page; null on the last")
 
 
-def page_of(rows: list[T], *, limit: int, offset: int) -> Page[T]:
-    """A page from up to ``limit + 1`` rows (the extra row says there is a next page)."""
-    more = len(rows) > limit
+def page_of(rows: list[T], *, limit: int, offset: int, more: bool | None = None) -> Page[T]:
+    """A page from up to ``limit + 1`` rows (the extra row says there is a next page), or from
+    ``limit`` rows and ``more`` when the caller already knows whether a next page exists."""
+    if more is None:
+        more = len(rows) > limit
     return Page[T](items=rows[:limit], limit=limit, offset=offset, next_offset=offset + limit if more else None)
 
 

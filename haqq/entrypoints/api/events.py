@@ -9,8 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from haqq.entrypoints.api.cases import FinQuery
-from haqq.entrypoints.api.common import Page, PagingDep, Who, invalid, problems
-from haqq.entrypoints.api.persons import page
+from haqq.entrypoints.api.common import Page, PagingDep, Who, invalid, page_of, problems
 from haqq.entrypoints.web.context import WebContext
 from haqq.office import people
 from haqq.office.people import EventView, IntakeResult
@@ -51,6 +50,6 @@ def routes(ctx: WebContext) -> APIRouter:
         """The life events about the person, newest first."""
         with ctx.engine.begin() as conn:
             rows, more = people.events_of(conn, who, fin, limit=paging.limit, offset=paging.offset, at=ctx.now())
-        return page(rows, more, paging.limit, paging.offset)
+        return page_of(rows, more=more, limit=paging.limit, offset=paging.offset)
 
     return router

@@ -3,12 +3,12 @@ who looked at their data. Every look an official takes is logged in the person's
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
 from haqq.domain.errors import InstitutionError
-from haqq.entrypoints.api.common import ApiError, Page, PagingDep, Who, not_found, problems
+from haqq.entrypoints.api.common import ApiError, Page, PagingDep, Who, not_found, page_of, problems
 from haqq.entrypoints.web.context import WebContext
 from haqq.office import people
 from haqq.office.people import AccessEntry, Benefit, PersonHit, Picture
@@ -18,14 +18,6 @@ FinPath = Annotated[str, Path(pattern=r"^[0-9A-Z]{7}$", description="the person'
 #: The language of plain-language explanations and program names.
 LangQuery = Annotated[Literal["az", "ru", "en"], Query(description="the language of explanations")]
 SearchQuery = Annotated[str, Query(min_length=1, max_length=100, description="a FIN, a phone number or the start of a name")]
-
-
-T = TypeVar("T")
-
-
-def page(items: list[T], more: bool, limit: int, offset: int) -> Page[T]:
-    """A page of ``items`` (``more``: there is a next page)."""
-    return Page[T](items=items, limit=limit, offset=offset, next_offset=offset + limit if more else None)
 
 
 def routes(ctx: WebContext) -> APIRouter:
@@ -42,7 +34,7 @@ def routes(ctx: WebContext) -> APIRouter:
                 found = people.search(conn, ctx.directory, who, q, paging.limit, paging.offset, at=ctx.now())
         except InstitutionError as exc:
             raise ApiError(503, "unavailable", f"the registries' search did not answer: {exc}") from None
-        return page(found.hits, found.more, paging.limit, paging.offset)
+        return page_of(found.hits, more=found.more, limit=paging.limit, offset=paging.offset)
 
     @router.get("/persons/{fin}", operation_id="getPerson", response_model=Picture,
                 responses=problems(401, 403, 404, 422))
@@ -64,7 +56,7 @@ def routes(ctx: WebContext) -> APIRouter:
         """Who read the person's data, when, why and through which message: newest first."""
         with ctx.engine.begin() as conn:
             found = people.access_log(conn, who, fin, paging.limit, paging.offset, at=ctx.now())
-        return page(found.entries, found.more, paging.limit, paging.offset)
+        return page_of(found.entries, more=found.more, limit=paging.limit, offset=paging.offset)
 
     @router.get("/persons/{fin}/benefits", operation_id="getPersonBenefits", response_model=list[Benefit],
                 responses=problems(401, 403, 422))
