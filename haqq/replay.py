@@ -198,15 +198,16 @@ def replay(
             if signals is not None:
                 for moved in signals.moved:
                     moved.set()
-                # Look again when a worker runs out of work, or after a pause growing while the
-                # workers are busy: each look costs the store a query.
+                # Look again when a worker runs out of work (it says so), or after a pause
+                # growing while the workers are busy: each look costs the store a query and
+                # the workers a share of the two cores.
                 pause = 0.005
                 while due_work(app, moment):
                     if not all(p.is_alive() for p in processes):
                         raise RuntimeError("a worker process died")
                     if signals.idle.wait(pause):
                         signals.idle.clear()
-                    pause = min(pause * 1.5, 0.05)
+                    pause = min(pause * 1.5, 0.25)
             else:
                 worker.run_until_idle()
             if progress:

@@ -82,7 +82,8 @@ class Worker:
     max_retries: int = 8
     #: This worker's share of the work on SQLite, where workers cannot skip each other's locked
     #: rows: the events (and their cases) and outbox rows whose id is ``shard`` modulo
-    #: ``shards``, the account requests by FIN.
+    #: ``shards``, the account requests by FIN. A worker done with its own events and cases
+    #: helps with the other shards' (newest first; the guarded writes settle a collision).
     shard: int = 0
     shards: int = 1
     #: The payment office: payments go to the bank in runs, as ISO 20022 files. None: each
@@ -146,7 +147,7 @@ class Worker:
         """
         if self._outside_lock:
             with self.engine.connect().execution_options(read_only=True) as reading, reading.begin():
-                claimed = self._claim_events(reading, now)
+                claimed = self._claim_events(reading, now) or self._claim_events(reading, now, others=True)
                 if not claimed:
                     return 0
                 ctx = self._context(now, reading)
@@ -164,16 +165,23 @@ class Worker:
             self._prepare_started(claimed, new_cases, ctx, now, conn.dialect.name)(conn)
         return self._count("events", len(claimed))
 
-    def _claim_events(self, conn: Connection, now: datetime) -> dict[int, triggers.ClaimedEvent]:
+    def _claim_events(
+        self, conn: Connection, now: datetime, *, others: bool = False
+    ) -> dict[int, triggers.ClaimedEvent]:
+        """Due events, oldest first; on SQLite with several workers those of this worker's
+        shard, or with ``others`` (this shard done) the other shards', newest first."""
+        order = (events.c.received_at.desc(), events.c.id.desc()) if others else (
+            events.c.received_at, events.c.id)
         stmt = (
             select(events.c.id, events.c.type, events.c.fin, events.c.occurred_at,
                    events.c.payload, events.c.received_at)
             .where(events.c.status == "received", events.c.received_at <= now)
-            .order_by(events.c.received_at, events.c.id)
+            .order_by(*order)
             .limit(self.batch_size)
         )
         if self._outside_lock:
-            stmt = stmt.where(events.c.id % self.shards == self.shard)
+            mine = events.c.id % self.shards == self.shard
+            stmt = stmt.where(~mine if others else mine)
         rows = conn.execute(repository.skip_locked(stmt, conn, events)).all()
         return {
             r.id: triggers.ClaimedEvent(
@@ -270,8 +278,11 @@ class Worker:
         this worker's shard, worked on outside the write lock as for events)."""
         if self._outside_lock:
             with self.engine.connect().execution_options(read_only=True) as reading, reading.begin():
+                shard = (self.shard, self.shards)
                 batch = repository.claim_cases(
-                    reading, self.catalogue, now, self.batch_size, (self.shard, self.shards)
+                    reading, self.catalogue, now, self.batch_size, shard
+                ) or repository.claim_cases(
+                    reading, self.catalogue, now, self.batch_size, shard, others=True
                 )
                 if not batch:
                     return 0

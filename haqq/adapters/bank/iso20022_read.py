@@ -175,39 +175,94 @@ def _parse(xml: bytes, what: str) -> ET.Element:
     return cast(ET.Element, root)
 
 
+def _first(node: ET.Element, tags: tuple[str, ...]) -> ET.Element | None:
+    """The first element along ``tags`` below ``node`` (``find`` of a child path)."""
+    head, rest = tags[0], tags[1:]
+    for child in node.iterchildren(head):  # type: ignore[attr-defined]
+        if not rest:
+            return cast(ET.Element, child)
+        found = _first(child, rest)
+        if found is not None:
+            return found
+    return None
+
+
+def _every(node: ET.Element, tags: tuple[str, ...], into: list[ET.Element]) -> None:
+    """Every element along ``tags`` below ``node``, in document order (``findall``)."""
+    head, rest = tags[0], tags[1:]
+    for child in node.iterchildren(head):  # type: ignore[attr-defined]
+        if rest:
+            _every(child, rest, into)
+        else:
+            into.append(child)
+
+
 class _Lookups:
-    """Namespaced look-ups that name what is missing."""
+    """Namespaced look-ups that name what is missing.
+
+    A path is a chain of child tags (``Amt/InstdAmt``), matched as ElementTree's ``find`` does
+    (the first match in document order) but walked with libxml2's child iterators: a file of a
+    whole payroll asks the same few paths hundreds of thousands of times, and ElementTree's
+    path engine runs in Python.
+    """
 
     def __init__(self, namespace: str, body: str) -> None:
         self.what = f"{body} ({namespace.rsplit(':', 1)[-1]})"
         self.ns = namespace
-        # Qualified paths, made once per path: a file of a whole payroll asks the same few
-        # paths hundreds of thousands of times.
-        self._paths: dict[str, str] = {}
+        self._paths: dict[str, tuple[str, ...]] = {}
+        self._queries: dict[tuple[str, ...], tuple[etree.XPath, dict[str, str]]] = {}
 
-    def _q(self, path: str) -> str:
+    def _tags(self, path: str) -> tuple[str, ...]:
         found = self._paths.get(path)
         if found is None:
-            found = self._paths[path] = "/".join(f"{{{self.ns}}}{tag}" for tag in path.split("/"))
+            found = self._paths[path] = tuple(f"{{{self.ns}}}{tag}" for tag in path.split("/"))
         return found
 
+    def _q(self, path: str) -> str:
+        """The qualified tag of a one-step path."""
+        return "/".join(self._tags(path))
+
+    def find(self, node: ET.Element, path: str) -> ET.Element | None:
+        return _first(node, self._tags(path))
+
     def all(self, node: ET.Element, path: str) -> list[ET.Element]:
-        return node.findall(self._q(path))
+        found: list[ET.Element] = []
+        _every(node, self._tags(path), found)
+        return found
 
     def one(self, node: ET.Element, path: str) -> ET.Element:
-        found = node.find(self._q(path))
+        found = _first(node, self._tags(path))
         if found is None:
             raise MalformedBankFile(f"{self.what}: {path} is missing")
         return found
 
     def opt(self, node: ET.Element, path: str) -> str | None:
-        found = node.find(self._q(path))
+        return self.value(_first(node, self._tags(path)), path)
+
+    def value(self, found: ET.Element | None, path: str) -> str | None:
+        """The text of ``found`` (the element at ``path``), None when there is none."""
         if found is None:
             return None
         text = (found.text or "").strip()
         if not text:
             raise MalformedBankFile(f"{self.what}: {path} is empty")
         return text
+
+    def gather(self, node: ET.Element, paths: tuple[str, ...]) -> dict[str, list[ET.Element]]:
+        """The elements at each of ``paths`` below ``node``, by path, in one XPath query (the
+        paths' last tags must differ). For the many small records of a big file."""
+        query = self._queries.get(paths)
+        if query is None:
+            leaves = {self._tags(path)[-1]: path for path in paths}
+            if len(leaves) != len(paths):
+                raise ValueError(f"gather needs paths with distinct last tags: {paths}")
+            union = " | ".join("/".join(f"p:{tag}" for tag in path.split("/")) for path in paths)
+            query = self._queries[paths] = (etree.XPath(union, namespaces={"p": self.ns}), leaves)
+        xpath, by_tag = query
+        found: dict[str, list[ET.Element]] = {}
+        for element in xpath(node):
+            found.setdefault(by_tag[element.tag], []).append(element)
+        return found
 
     def text(self, node: ET.Element, path: str) -> str:
         value = self.opt(node, path)
@@ -231,13 +286,16 @@ class _Lookups:
                 return date.fromisoformat(value)
             except ValueError as error:
                 raise MalformedBankFile(f"{self.what}: {path} {value!r} is no date") from error
-        if node.find(self._q(f"{path}/DtTm")) is not None:
+        if self.find(node, f"{path}/DtTm") is not None:
             return self.moment(node, f"{path}/DtTm").date()
         return None
 
     def amount(self, node: ET.Element, path: str) -> tuple[int, str]:
         """Amount in minor units and its currency (the ``Ccy`` attribute)."""
-        element = self.one(node, path)
+        return self.amount_of(self.one(node, path), path)
+
+    def amount_of(self, element: ET.Element, path: str) -> tuple[int, str]:
+        """The amount and currency of ``element`` (found at ``path``)."""
         value = (element.text or "").strip()
         currency = element.get("Ccy")
         try:
@@ -323,7 +381,7 @@ def debit_credit_notification(xml: bytes, *, schema: Path | None = None) -> Noti
         booked = doc.day(entry, "BookgDt")
         details = doc.all(entry, "NtryDtls/TxDtls")
         for tx in details or [entry]:
-            own = tx is not entry and tx.find(doc._q("Amt")) is not None
+            own = tx is not entry and doc.find(tx, "Amt") is not None
             if tx is not entry and not own and len(details) > 1:
                 raise MalformedBankFile(f"{doc.what}: TxDtls/Amt missing in a batch entry")
             minor, currency = doc.amount(tx if own else entry, "Amt")
@@ -383,20 +441,57 @@ def _identifier(doc: _Lookups, node: ET.Element, path: str) -> str:
     return value
 
 
+def _depth(element: ET.Element) -> int:
+    """How many ancestors ``element`` has (the root has none)."""
+    depth = 0
+    parent = element.getparent()  # type: ignore[attr-defined]
+    while parent is not None:
+        depth += 1
+        parent = parent.getparent()
+    return depth
+
+
+#: What the bank reads of each transaction (one query per transaction).
+_TX_PATHS = (
+    "PmtId/EndToEndId", "Amt/InstdAmt", "Cdtr/Nm", "CdtrAcct/Id/IBAN",
+    "CdtrAgt/FinInstnId/BICFI", "RmtInf/Ustrd",
+)
+
+
 def _credit_transfer(doc: _Lookups, tx: ET.Element, index: int) -> CreditTransfer:
+    got = doc.gather(tx, _TX_PATHS)
+
+    def first(path: str) -> ET.Element | None:
+        found = got.get(path)
+        return found[0] if found else None
+
+    def required(path: str) -> str:
+        value = doc.value(first(path), path)
+        if value is None:
+            raise MalformedBankFile(f"{doc.what}: {path} is missing")
+        return value
+
     try:
-        amount, currency = doc.amount(tx, "Amt/InstdAmt")
+        element = first("Amt/InstdAmt")
+        if element is None:
+            raise MalformedBankFile(f"{doc.what}: Amt/InstdAmt is missing")
+        amount, currency = doc.amount_of(element, "Amt/InstdAmt")
         if amount > _MAX_MINOR:
             raise MalformedBankFile(f"{doc.what}: Amt/InstdAmt has more than 18 digits")
-        remittance = (e.text or "" for e in doc.all(tx, "RmtInf/Ustrd"))
+        end_to_end = required("PmtId/EndToEndId")
+        if len(end_to_end) > 35:
+            raise MalformedBankFile(
+                f"{doc.what}: PmtId/EndToEndId {end_to_end!r} is longer than 35 characters"
+            )
+        remittance = ((e.text or "").strip() for e in got.get("RmtInf/Ustrd", ()))
         return CreditTransfer(
-            end_to_end_id=_identifier(doc, tx, "PmtId/EndToEndId"),
+            end_to_end_id=end_to_end,
             amount_minor=amount,
             currency=currency,
-            creditor_name=doc.text(tx, "Cdtr/Nm"),
-            creditor_iban=doc.text(tx, "CdtrAcct/Id/IBAN"),
-            creditor_bic=doc.opt(tx, "CdtrAgt/FinInstnId/BICFI"),
-            remittance=" ".join(text.strip() for text in remittance if text.strip()),
+            creditor_name=required("Cdtr/Nm"),
+            creditor_iban=required("CdtrAcct/Id/IBAN"),
+            creditor_bic=doc.value(first("CdtrAgt/FinInstnId/BICFI"), "CdtrAgt/FinInstnId/BICFI"),
+            remittance=" ".join(text for text in remittance if text),
         )
     except MalformedBankFile as error:
         raise MalformedBankFile(f"{error} (in CdtTrfTxInf number {index})") from error
@@ -439,42 +534,36 @@ def credit_transfer_initiation(xml: bytes, *, schema: Path | None = None) -> Pay
         raise MalformedBankFile(f"{doc.what}: expected bytes, got {type(xml).__name__}")
     document, body = doc._q("Document"), doc._q("CstmrCdtTrfInitn")
     header_tag, info_tag, tx_tag = doc._q("GrpHdr"), doc._q("PmtInf"), doc._q("CdtTrfTxInf")
-    header: ET.Element | None = None
-    info: ET.Element | None = None
     transfers: list[CreditTransfer] = []
-    stack: list[str] = []
     if b"<!DOCTYPE" in bytes(xml[:4096]).upper():
         raise MalformedBankFile(f"{doc.what}: DTDs and entities are refused (the file declares a DTD)")
+    # libxml2 builds the tree and hands Python only the transactions, each dropped once read.
+    stream = etree.iterparse(
+        io.BytesIO(xml), events=("end",), tag=tx_tag, load_dtd=False, resolve_entities=False,
+        no_network=True, huge_tree=True,
+    )
     try:
-        for event, element in etree.iterparse(
-            io.BytesIO(xml), events=("start", "end"), load_dtd=False, resolve_entities=False,
-            no_network=True, huge_tree=True,
-        ):
-            if event == "start":
-                if not stack and element.tag != document:
-                    raise MalformedBankFile(
-                        f"{doc.what}: root element is {element.tag}, not Document"
-                    )
-                if len(stack) == 1 and element.tag != body:
-                    raise MalformedBankFile(
-                        f"{doc.what}: the body is {element.tag}, not CstmrCdtTrfInitn"
-                    )
-                stack.append(element.tag)
-                continue
-            stack.pop()
-            if len(stack) == 3 and element.tag == tx_tag and stack[2] == info_tag:
+        for _, element in stream:
+            parent = element.getparent()
+            if parent is not None and parent.tag == info_tag and _depth(parent) == 2:
                 transfers.append(_credit_transfer(doc, element, len(transfers) + 1))
                 element.clear()  # read: drop its children, keep memory flat
-            elif len(stack) == 2 and element.tag == header_tag:
-                header = element
-            elif len(stack) == 2 and element.tag == info_tag:
-                if info is not None:
-                    raise MalformedBankFile(
-                        f"{doc.what}: more than one PmtInf; a payment run has exactly one"
-                    )
-                info = element
     except etree.XMLSyntaxError as error:
         raise MalformedBankFile(f"{doc.what}: not well-formed XML ({error})") from error
+    root = stream.root
+    if root is None or root.tag != document:
+        raise MalformedBankFile(
+            f"{doc.what}: root element is {None if root is None else root.tag}, not Document"
+        )
+    for child in root.iterchildren(tag=etree.Element):
+        if child.tag != body:
+            raise MalformedBankFile(f"{doc.what}: the body is {child.tag}, not CstmrCdtTrfInitn")
+    content = next(root.iterchildren(body), None)
+    header = None if content is None else next(content.iterchildren(header_tag), None)
+    infos = [] if content is None else list(content.iterchildren(info_tag))
+    if len(infos) > 1:
+        raise MalformedBankFile(f"{doc.what}: more than one PmtInf; a payment run has exactly one")
+    info = infos[0] if infos else None
     if header is None:
         raise MalformedBankFile(f"{doc.what}: GrpHdr is missing")
     if info is None:

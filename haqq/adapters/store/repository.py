@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
     Table,
     and_,
+    bindparam,
     exists,
     func,
     literal_column,
@@ -83,9 +85,13 @@ def claim_cases(
     now: datetime,
     limit: int,
     shard: tuple[int, int] | None = None,
+    *,
+    others: bool = False,
 ) -> list[CaseWork]:
     """Cases due by ``now``, oldest first (claimed on PostgreSQL); with ``shard`` ``(i, n)``,
-    only the cases of events whose id is ``i`` modulo ``n``."""
+    only the cases of events whose id is ``i`` modulo ``n``, or with ``others`` those of the
+    other shards, newest first (a worker done with its own shard helping from the far end of
+    the others' queues, where their owners are least likely to be)."""
     stmt = (
         select(
             cases.c.id, cases.c.program_id, cases.c.state, cases.c.due_at, cases.c.event_id,
@@ -97,11 +103,12 @@ def claim_cases(
         .join(events, events.c.id == cases.c.event_id)
         .outerjoin(decisions, decisions.c.case_id == cases.c.id)
         .where(cases.c.due_at <= now)
-        .order_by(cases.c.due_at)
+        .order_by(cases.c.due_at.desc() if others else cases.c.due_at)
         .limit(limit)
     )
     if shard is not None:
-        stmt = stmt.where(cases.c.event_id % shard[1] == shard[0])
+        mine = cases.c.event_id % shard[1] == shard[0]
+        stmt = stmt.where(~mine if others else mine)
     rows = conn.execute(skip_locked(stmt, conn, cases)).all()
     return [
         CaseWork(
@@ -144,19 +151,33 @@ def due_kinds(conn: Connection, now: datetime, month: str, daily_run: str | None
     only while today's run is not made, ``bank_reports`` while payments await the bank's status
     or settlement, and ``deliveries`` while sent files wait to be handed to the bank.
     """
+    names, statement = _due_statement(daily_run is not None)
+    values = {"now": now, "month": month, "daily_run": daily_run or ""}
+    row = conn.execute(statement, values).one()
+    due = {name for name, value in zip(names, row, strict=True) if value}
+    return due ^ {"payroll"}  # payroll is due when the month has *no* run yet
+
+
+@lru_cache(maxsize=2)
+def _due_statement(runs: bool) -> tuple[tuple[str, ...], Any]:
+    """The query of :func:`due_kinds`, built once (workers ask it every round): its moment,
+    month and daily run label are bound parameters."""
+
     def earliest(column: Any, *where: Any) -> Any:
         # The first due moment through the partial index, compared with ``now``: an EXISTS with
         # ``due_at <= now`` lets the planner pick a sequential scan over resting rows.
         first = select(column).where(column.is_not(None), *where).order_by(column).limit(1)
-        return func.coalesce(first.scalar_subquery() <= now, False)
+        return func.coalesce(first.scalar_subquery() <= bindparam("now", type_=column.type), False)
 
+    month = bindparam("month", type_=payroll_runs.c.period.type)
+    daily_run = bindparam("daily_run", type_=payment_runs.c.label.type)
     checks = {
         "events": earliest(events.c.received_at, events.c.status == "received"),
         "cases": earliest(cases.c.due_at),
         "account_requests": exists(select(accounts.c.fin).where(*account_status("requested"))),
         "account_answers": exists(select(accounts.c.fin).where(*account_status("sent"))),
         "payments": earliest(payments.c.due_at, payments.c.status == "scheduled")
-        if daily_run is None
+        if not runs
         else and_(
             earliest(payments.c.due_at, payments.c.status == "scheduled"),
             ~exists(select(payment_runs.c.id).where(payment_runs.c.label == daily_run)),
@@ -166,13 +187,11 @@ def due_kinds(conn: Connection, now: datetime, month: str, daily_run: str | None
         "receipts": exists(select(sms_receipts.c.id).where(sms_receipts.c.state == "new")),
         "payroll": exists(select(payroll_runs.c.period).where(payroll_runs.c.period == month)),
     }
-    if daily_run is not None:
+    if runs:
         checks["bank_reports"] = exists(select(payment_runs.c.id).where(payment_runs.c.status == "sent"))
         checks["deliveries"] = exists(select(payment_files.c.id).where(
             payment_files.c.direction == "out", payment_files.c.delivered_at.is_(None)))
-    row = conn.execute(select(*(q.label(name) for name, q in checks.items()))).one()._mapping
-    due = {name for name in checks if row[name]}
-    return due ^ {"payroll"}  # payroll is due when the month has *no* run yet
+    return tuple(checks), select(*(q.label(name) for name, q in checks.items()))
 
 
 # --- lookups ---------------------------------------------------------------------------------
