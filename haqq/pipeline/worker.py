@@ -169,7 +169,8 @@ class Worker:
         self, conn: Connection, now: datetime, *, others: bool = False
     ) -> dict[int, triggers.ClaimedEvent]:
         """Due events, oldest first; on SQLite with several workers those of this worker's
-        shard, or with ``others`` (this shard done) the other shards', newest first."""
+        shard, or with ``others`` (this shard done) the other shards', newest first and beyond
+        their owners' next batch."""
         order = (events.c.received_at.desc(), events.c.id.desc()) if others else (
             events.c.received_at, events.c.id)
         stmt = (
@@ -182,6 +183,15 @@ class Worker:
         if self._outside_lock:
             mine = events.c.id % self.shards == self.shard
             stmt = stmt.where(~mine if others else mine)
+            if others:  # beyond the owners' next batch, as for cases
+                boundary = conn.execute(
+                    select(events.c.received_at)
+                    .where(events.c.status == "received", events.c.received_at <= now, ~mine)
+                    .order_by(events.c.received_at).offset(self.batch_size - 1).limit(1)
+                ).scalar()
+                if boundary is None:
+                    return {}
+                stmt = stmt.where(events.c.received_at > boundary)
         rows = conn.execute(repository.skip_locked(stmt, conn, events)).all()
         return {
             r.id: triggers.ClaimedEvent(

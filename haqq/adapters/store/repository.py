@@ -90,8 +90,8 @@ def claim_cases(
 ) -> list[CaseWork]:
     """Cases due by ``now``, oldest first (claimed on PostgreSQL); with ``shard`` ``(i, n)``,
     only the cases of events whose id is ``i`` modulo ``n``, or with ``others`` those of the
-    other shards, newest first (a worker done with its own shard helping from the far end of
-    the others' queues, where their owners are least likely to be)."""
+    other shards, newest first and beyond their owners' next batch (a worker done with its own
+    shard helping from the far end of the others' queues)."""
     stmt = (
         select(
             cases.c.id, cases.c.program_id, cases.c.state, cases.c.due_at, cases.c.event_id,
@@ -109,6 +109,16 @@ def claim_cases(
     if shard is not None:
         mine = cases.c.event_id % shard[1] == shard[0]
         stmt = stmt.where(~mine if others else mine)
+        if others:
+            # Leave the owners their next batch (the oldest): help only beyond it, so the two
+            # do not work on the same cases (the later write would lose).
+            boundary = conn.execute(
+                select(cases.c.due_at).where(cases.c.due_at <= now, ~mine)
+                .order_by(cases.c.due_at).offset(limit - 1).limit(1)
+            ).scalar()
+            if boundary is None:
+                return []
+            stmt = stmt.where(cases.c.due_at > boundary)
     rows = conn.execute(skip_locked(stmt, conn, cases)).all()
     return [
         CaseWork(
