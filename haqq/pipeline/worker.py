@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, literal, select, text, tuple_
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from haqq.adapters.store import bulk, messagelog, repository
@@ -184,14 +184,18 @@ class Worker:
             mine = events.c.id % self.shards == self.shard
             stmt = stmt.where(~mine if others else mine)
             if others:  # beyond the owners' next batch, as for cases
+                order_key = tuple_(events.c.received_at, events.c.id)
                 boundary = conn.execute(
-                    select(events.c.received_at)
+                    select(events.c.received_at, events.c.id)
                     .where(events.c.status == "received", events.c.received_at <= now, ~mine)
-                    .order_by(events.c.received_at).offset(self.batch_size - 1).limit(1)
-                ).scalar()
+                    .order_by(events.c.received_at, events.c.id).offset(self.batch_size - 1).limit(1)
+                ).first()
                 if boundary is None:
                     return {}
-                stmt = stmt.where(events.c.received_at > boundary)
+                stmt = stmt.where(order_key > tuple_(
+                    literal(boundary.received_at, events.c.received_at.type),
+                    literal(boundary.id, events.c.id.type),
+                ))
         rows = conn.execute(repository.skip_locked(stmt, conn, events)).all()
         return {
             r.id: triggers.ClaimedEvent(

@@ -135,6 +135,33 @@ def test_the_shards_of_two_workers_together_take_every_event_once(sqlite_app: Ha
     assert len(per_event) == len(batch) and {n for _, n in per_event} == {1}
 
 
+def test_a_worker_done_with_its_shard_helps_the_others_beyond_their_next_batch(sqlite_app: Haqq) -> None:
+    app = sqlite_app
+    batch = births(app, 16)
+    moment = datetime.fromisoformat(batch[-1]["occurred_at"]) + HOUR
+    take_events(app, batch, moment - HOUR)  # one moment of receipt: the ids order them
+
+    def waiting() -> list[int]:
+        return sorted(e["id"] for e in rows(app.engine, events) if e["status"] == "received")
+
+    theirs = [i for i in waiting() if i % 2 == 1]
+    helper = app.worker(ManualClock(moment), 2, shard=0, shards=2)
+    for _ in range(4):  # its own shard first, two by two
+        assert helper.trigger_events(moment) == 2
+    assert waiting() == theirs
+    # Then the other shard's newest, two by two, never the owner's next two.
+    for left in (6, 4, 2):
+        assert helper.trigger_events(moment) == 2
+        assert waiting() == theirs[:left]
+    assert helper.trigger_events(moment) == 0
+    owner = app.worker(ManualClock(moment), 2, shard=1, shards=2)
+    assert owner.trigger_events(moment) == 2
+    assert waiting() == []
+    with app.engine.connect() as conn:
+        per_event = conn.execute(select(cases.c.event_id, func.count()).group_by(cases.c.event_id)).all()
+    assert {n for _, n in per_event} == {1}
+
+
 def test_a_payment_paid_while_a_stop_cancelled_it_becomes_a_recovery_claim(app: Haqq) -> None:
     batch = births(app, 10)
     start = datetime.fromisoformat(batch[-1]["occurred_at"]) + HOUR
