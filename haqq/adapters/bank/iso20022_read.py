@@ -27,7 +27,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import xmlschema
 from lxml import etree
@@ -260,7 +260,7 @@ class _Lookups:
             query = self._queries[paths] = (etree.XPath(union, namespaces={"p": self.ns}), leaves)
         xpath, by_tag = query
         found: dict[str, list[ET.Element]] = {}
-        for element in xpath(node):
+        for element in cast(list[ET.Element], xpath(cast(Any, node))):
             found.setdefault(by_tag[element.tag], []).append(element)
         return found
 
