@@ -210,7 +210,7 @@ class _Lookups:
         self.what = f"{body} ({namespace.rsplit(':', 1)[-1]})"
         self.ns = namespace
         self._paths: dict[str, tuple[str, ...]] = {}
-        self._queries: dict[tuple[str, ...], tuple[etree.XPath, dict[str, str]]] = {}
+        self._queries: dict[tuple[str, ...], tuple[etree.XPath, dict[tuple[str | None, str], str]]] = {}
 
     def _tags(self, path: str) -> tuple[str, ...]:
         found = self._paths.get(path)
@@ -249,19 +249,25 @@ class _Lookups:
         return text
 
     def gather(self, node: ET.Element, paths: tuple[str, ...]) -> dict[str, list[ET.Element]]:
-        """The elements at each of ``paths`` below ``node``, by path, in one XPath query (the
-        paths' last tags must differ). For the many small records of a big file."""
+        """The elements at each of ``paths`` below ``node``, by path, in one XPath query. An
+        element is told by its own tag and its parent's (the paths must differ in those). For
+        the many small records of a big file."""
         query = self._queries.get(paths)
         if query is None:
-            leaves = {self._tags(path)[-1]: path for path in paths}
-            if len(leaves) != len(paths):
-                raise ValueError(f"gather needs paths with distinct last tags: {paths}")
+            by_key: dict[tuple[str | None, str], str] = {}
+            for path in paths:
+                tags = self._tags(path)
+                by_key[(tags[-2] if len(tags) > 1 else None, tags[-1])] = path
+            if len(by_key) != len(paths):
+                raise ValueError(f"gather needs paths whose last two tags differ: {paths}")
             union = " | ".join("/".join(f"p:{tag}" for tag in path.split("/")) for path in paths)
-            query = self._queries[paths] = (etree.XPath(union, namespaces={"p": self.ns}), leaves)
-        xpath, by_tag = query
+            query = self._queries[paths] = (etree.XPath(union, namespaces={"p": self.ns}), by_key)
+        xpath, keys = query
         found: dict[str, list[ET.Element]] = {}
         for element in cast(list[ET.Element], xpath(cast(Any, node))):
-            found.setdefault(by_tag[element.tag], []).append(element)
+            parent = element.getparent()  # type: ignore[attr-defined]
+            path = keys[(None if parent is node else parent.tag, element.tag)]
+            found.setdefault(path, []).append(element)
         return found
 
     def text(self, node: ET.Element, path: str) -> str:
@@ -360,6 +366,44 @@ def payment_status_report(xml: bytes, *, schema: Path | None = None) -> StatusRe
     )
 
 
+#: What is read of each camt.054 entry, and of each of its transaction details (one query each;
+#: an entry without details is read as its own transaction).
+_ENTRY_PATHS = (
+    "Sts/Cd", "Sts/Prtry", "BookgDt/Dt", "BookgDt/DtTm", "NtryDtls/TxDtls", "Amt", "CdtDbtInd",
+    "Refs/EndToEndId", "RtrInf/Rsn/Cd", "RtrInf/Rsn/Prtry",
+)
+_TX_DETAIL_PATHS = (
+    "Amt", "CdtDbtInd", "Refs/EndToEndId", "RtrInf/Rsn/Cd", "RtrInf/Rsn/Prtry",
+)
+
+
+def _first_value(doc: _Lookups, got: dict[str, list[ET.Element]], path: str) -> str | None:
+    found = got.get(path)
+    return doc.value(found[0], path) if found else None
+
+
+def _code(doc: _Lookups, got: dict[str, list[ET.Element]], code: str, proprietary: str) -> str | None:
+    """An ISO code or, failing it, a proprietary one (``Cd`` or ``Prtry`` of a reason or status)."""
+    return _first_value(doc, got, code) or _first_value(doc, got, proprietary)
+
+
+def _booking_day(doc: _Lookups, got: dict[str, list[ET.Element]]) -> date | None:
+    if (value := _first_value(doc, got, "BookgDt/Dt")) is not None:
+        try:
+            return date.fromisoformat(value)
+        except ValueError as error:
+            raise MalformedBankFile(f"{doc.what}: BookgDt {value!r} is no date") from error
+    if (value := _first_value(doc, got, "BookgDt/DtTm")) is not None:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError as error:
+            raise MalformedBankFile(f"{doc.what}: BookgDt/DtTm {value!r} is no date-time") from error
+        if moment.utcoffset() is None:
+            raise MalformedBankFile(f"{doc.what}: BookgDt/DtTm {value!r} has no UTC offset")
+        return moment.date()
+    return None
+
+
 def debit_credit_notification(xml: bytes, *, schema: Path | None = None) -> Notification:
     """Read a camt.054.001.08 notification; validated against ``schema`` when it is given.
 
@@ -375,28 +419,36 @@ def debit_credit_notification(xml: bytes, *, schema: Path | None = None) -> Noti
         raise MalformedBankFile(f"{doc.what}: notifies several accounts {sorted(accounts)}")
     entries: list[NotificationEntry] = []
     for entry in (e for n in notifications for e in doc.all(n, "Ntry")):
-        status = doc.reason(entry, "Sts")
+        got = doc.gather(entry, _ENTRY_PATHS)
+        status = _code(doc, got, "Sts/Cd", "Sts/Prtry")
         if status is None:
             raise MalformedBankFile(f"{doc.what}: Ntry/Sts is missing")
-        booked = doc.day(entry, "BookgDt")
-        details = doc.all(entry, "NtryDtls/TxDtls")
+        booked = _booking_day(doc, got)
+        details = got.get("NtryDtls/TxDtls", [])
         for tx in details or [entry]:
-            own = tx is not entry and doc.find(tx, "Amt") is not None
+            mine = got if tx is entry else doc.gather(tx, _TX_DETAIL_PATHS)
+            amounts = mine.get("Amt") if tx is not entry else None
+            own = bool(amounts)
             if tx is not entry and not own and len(details) > 1:
                 raise MalformedBankFile(f"{doc.what}: TxDtls/Amt missing in a batch entry")
-            minor, currency = doc.amount(tx if own else entry, "Amt")
-            indicator = doc.opt(tx, "CdtDbtInd") or doc.text(entry, "CdtDbtInd")
+            element = (amounts or got.get("Amt") or [None])[0]
+            if element is None:
+                raise MalformedBankFile(f"{doc.what}: Amt is missing")
+            minor, currency = doc.amount_of(element, "Amt")
+            indicator = _first_value(doc, mine, "CdtDbtInd") or _first_value(doc, got, "CdtDbtInd")
+            if indicator is None:
+                raise MalformedBankFile(f"{doc.what}: CdtDbtInd is missing")
             if indicator not in ("CRDT", "DBIT"):
                 raise MalformedBankFile(f"{doc.what}: CdtDbtInd {indicator!r}")
             entries.append(
                 NotificationEntry(
-                    end_to_end_id=doc.opt(tx, "Refs/EndToEndId"),
+                    end_to_end_id=_first_value(doc, mine, "Refs/EndToEndId"),
                     amount_minor=minor,
                     currency=currency,
                     credit_debit="CRDT" if indicator == "CRDT" else "DBIT",
                     status=status,
                     booking_date=booked,
-                    return_reason_code=doc.reason(tx, "RtrInf/Rsn"),
+                    return_reason_code=_code(doc, mine, "RtrInf/Rsn/Cd", "RtrInf/Rsn/Prtry"),
                 )
             )
     return Notification(
