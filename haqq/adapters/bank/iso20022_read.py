@@ -431,9 +431,10 @@ def debit_credit_notification(xml: bytes, *, schema: Path | None = None) -> Noti
             own = bool(amounts)
             if tx is not entry and not own and len(details) > 1:
                 raise MalformedBankFile(f"{doc.what}: TxDtls/Amt missing in a batch entry")
-            element = (amounts or got.get("Amt") or [None])[0]
-            if element is None:
+            candidates = amounts or got.get("Amt")
+            if not candidates:
                 raise MalformedBankFile(f"{doc.what}: Amt is missing")
+            element = candidates[0]
             minor, currency = doc.amount_of(element, "Amt")
             indicator = _first_value(doc, mine, "CdtDbtInd") or _first_value(doc, got, "CdtDbtInd")
             if indicator is None:
