@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from haqq.adapters.store import db
+from haqq.adapters.store import db, repository
 from haqq.adapters.store.schema import (
     case_transitions,
     cases,
@@ -160,6 +160,35 @@ def test_a_worker_done_with_its_shard_helps_the_others_beyond_their_next_batch(s
     with app.engine.connect() as conn:
         per_event = conn.execute(select(cases.c.event_id, func.count()).group_by(cases.c.event_id)).all()
     assert {n for _, n in per_event} == {1}
+
+
+def test_cases_of_other_shards_are_claimed_newest_first_beyond_their_owners_next_batch(app: Haqq) -> None:
+    batch = births(app, 12)
+    moment = datetime.fromisoformat(batch[-1]["occurred_at"]) + HOUR
+    take_events(app, batch, moment - HOUR)
+    for shard in range(2):
+        app.worker(ManualClock(moment), shard=shard, shards=2).trigger_events(moment)
+    # Every case due, each at its own minute, in the order of their ids.
+    with app.engine.begin() as conn:
+        ids = [r.id for r in conn.execute(select(cases.c.id, cases.c.event_id).order_by(cases.c.id))]
+        for i, cid in enumerate(ids):
+            conn.execute(update(cases).where(cases.c.id == cid).values(due_at=moment + timedelta(minutes=i)))
+        owners = dict(conn.execute(select(cases.c.id, cases.c.event_id % 2)).all())
+    theirs = [cid for cid in ids if owners[cid] == 1]
+    assert len(theirs) >= 5
+    now = moment + timedelta(days=1)
+    with app.engine.connect() as conn:
+        mine = repository.claim_cases(conn, app.catalogue, now, 2, (0, 2))
+        helped = repository.claim_cases(conn, app.catalogue, now, 2, (0, 2), others=True)
+        everything = repository.claim_cases(conn, app.catalogue, now, 100, (0, 2), others=True)
+        few = repository.claim_cases(conn, app.catalogue, now, len(theirs), (0, 2), others=True)
+    assert all(owners[c.id] == 0 for c in mine)
+    assert [c.id for c in helped] == theirs[::-1][:2]
+    assert [c.id for c in everything] == []  # fewer than a batch of theirs: all left to the owner
+    assert [c.id for c in few] == []
+    with app.engine.connect() as conn:
+        rest = repository.claim_cases(conn, app.catalogue, now, 3, (0, 2), others=True)
+    assert [c.id for c in rest] == theirs[::-1][: len(theirs) - 3]
 
 
 def test_a_payment_paid_while_a_stop_cancelled_it_becomes_a_recovery_claim(app: Haqq) -> None:
