@@ -277,7 +277,10 @@ class _Lookups:
         return value
 
     def moment(self, node: ET.Element, path: str) -> datetime:
-        value = self.text(node, path)
+        return self.parse_moment(self.text(node, path), path)
+
+    def parse_moment(self, value: str, path: str) -> datetime:
+        """``value`` (read at ``path``) as an aware date-time."""
         try:
             moment = datetime.fromisoformat(value)
         except ValueError as error:
@@ -394,13 +397,7 @@ def _booking_day(doc: _Lookups, got: dict[str, list[ET.Element]]) -> date | None
         except ValueError as error:
             raise MalformedBankFile(f"{doc.what}: BookgDt {value!r} is no date") from error
     if (value := _first_value(doc, got, "BookgDt/DtTm")) is not None:
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError as error:
-            raise MalformedBankFile(f"{doc.what}: BookgDt/DtTm {value!r} is no date-time") from error
-        if moment.utcoffset() is None:
-            raise MalformedBankFile(f"{doc.what}: BookgDt/DtTm {value!r} has no UTC offset")
-        return moment.date()
+        return doc.parse_moment(value, "BookgDt/DtTm").date()
     return None
 
 
