@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, or_, select, update
 
+from haqq.adapters.store import repository
 from haqq.adapters.store.schema import (
     case_transitions,
     cases,
@@ -578,10 +579,13 @@ def _apply(
             "status": "pending",
             "ended_reason": None,
         }
+        repository.lock_people(conn, shared=[case.beneficiary_fin, case.subject_fin])
         if own is None:
             conn.execute(insert(entitlements).values(id=case.id, created_at=at, **row))
         else:
             conn.execute(update(entitlements).where(entitlements.c.id == case.id).values(**row))
+        # A stop of the person applied meanwhile (a death) ends it as it would have ended it.
+        repository.hold_to_stops(conn, [{"id": case.id, **row}], at)
     target = TARGETS[ReviewOutcome.GRANT]
     _move(conn, case, target, at, f"granted {format_azn(amount)} on review by {cause}", values={"due_at": at})
     return target

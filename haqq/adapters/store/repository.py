@@ -7,8 +7,9 @@ worker's units; several workers each take a shard and write guarded (see ``prepa
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
 )
 
 from haqq.adapters.store import bulk, messagelog
@@ -42,6 +44,7 @@ from haqq.adapters.store.schema import (
     payroll_runs,
     sms_receipts,
 )
+from haqq.adapters.store.schema import stops as stops_table
 from haqq.domain.cases import CaseState
 from haqq.domain.errors import HaqqError
 from haqq.domain.events import EventType
@@ -305,9 +308,15 @@ def prepare_flush(
         bulk.prepare_insert(dialect, notifications, writes.notifications, on_conflict_ignore=["key"]),
     ]
     stops = list(writes.stops)
+    new_rights = list(writes.entitlements)
     messages = list(writes.messages)
+    ending = [s["fin"] for s in stops if s["kind"] == "end"]
+    # Stops and new rights of the same people take turns (PostgreSQL; SQLite's write lock
+    # already serializes the writes), so neither misses the other.
+    people = _people_of(new_rights)
 
     def write(conn: Connection) -> None:
+        lock_people(conn, shared=people, exclusive=ending)
         entitle(conn)
         written = sum(move(conn) for move in moves)
         if written != expected:
@@ -315,6 +324,7 @@ def prepare_flush(
         for step in rest:
             step(conn)
         _apply_stops(conn, stops, now)
+        hold_to_stops(conn, new_rights, now)
         # Last: the chain's head is locked until the commit, so keep that short.
         messagelog.append(conn, messages)
 
@@ -334,6 +344,75 @@ def one_per_use(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         seen.add(key)
         out.append(r)
     return out
+
+
+#: PostgreSQL advisory-lock space of people's rights (``pg_advisory_xact_lock(key, bucket)``).
+_PEOPLE_LOCKS = 0x68617171  # "haqq"
+#: People are locked by bucket, so a batch holds at most this many locks.
+_PEOPLE_BUCKETS = 256
+
+
+def _people_of(rights: Iterable[dict[str, Any]]) -> list[str]:
+    """The people a stop of whom would end these rights: each beneficiary, and the subject of
+    a recurring right paid to someone else (see :func:`end_rights`)."""
+    people: set[str] = set()
+    for right in rights:
+        people.add(right["fin"])
+        if right["schedule"] == "monthly" and right["subject_fin"] != right["fin"]:
+            people.add(right["subject_fin"])
+    return sorted(people)
+
+
+def lock_people(conn: Connection, *, shared: Iterable[str] = (), exclusive: Iterable[str] = ()) -> None:
+    """On PostgreSQL, until the transaction ends: a shared lock on the people whose new rights
+    it writes, an exclusive one on those whose rights it stops. A stop and a new right of the
+    same person then never commit unseen by each other (each reads the other's committed rows
+    once it has its lock). Locks are taken by bucket, in order, so two writers never deadlock
+    on them. SQLite's write lock already serializes every write: nothing to do there."""
+    if conn.dialect.name != "postgresql":
+        return
+    wanted: dict[int, bool] = {}
+    for fin in shared:
+        wanted.setdefault(zlib.crc32(fin.encode()) % _PEOPLE_BUCKETS, False)
+    for fin in exclusive:
+        wanted[zlib.crc32(fin.encode()) % _PEOPLE_BUCKETS] = True
+    if not wanted:
+        return
+    buckets = sorted(wanted)
+    conn.execute(
+        text(
+            "SELECT CASE WHEN x.excl THEN pg_advisory_xact_lock(:space, x.b)::text "
+            "ELSE pg_advisory_xact_lock_shared(:space, x.b)::text END "
+            "FROM (SELECT b, excl FROM unnest(CAST(:buckets AS int[]), CAST(:excl AS bool[])) "
+            "AS u(b, excl) ORDER BY b) AS x"
+        ),
+        {"space": _PEOPLE_LOCKS, "buckets": buckets, "excl": [wanted[b] for b in buckets]},
+    ).all()
+
+
+def hold_to_stops(conn: Connection, rights: Sequence[dict[str, Any]], now: datetime) -> None:
+    """End new rights (just written) that a stop applied earlier ends: a grant decided after a
+    death or a status's end was handled, on data as of before it (events handled out of
+    order). The rights end as if the stop had come after them: at its date, later periods
+    cancelled. A right that began after the stop's date stands."""
+    if not rights:
+        return
+    people = _people_of(rights)
+    found: list[Any] = []
+    for part in chunks(people):
+        found.extend(conn.execute(
+            select(stops_table.c.case_id, stops_table.c.fin, stops_table.c.end_date,
+                   stops_table.c.programs, stops_table.c.reason)
+            .where(stops_table.c.fin.in_(part))
+        ).all())
+    if found:
+        end_rights(
+            conn,
+            [{"kind": "end", **r._mapping} for r in found],
+            now,
+            only={r["id"] for r in rights},
+            record=False,
+        )
 
 
 def _apply_stops(conn: Connection, stops: Sequence[dict[str, Any]], now: datetime) -> None:
@@ -356,16 +435,32 @@ def _apply_stops(conn: Connection, stops: Sequence[dict[str, Any]], now: datetim
     end_rights(conn, [s for s in stops if s["kind"] == "end"], now)
 
 
-def end_rights(conn: Connection, stops: Sequence[dict[str, Any]], now: datetime) -> None:
+def end_rights(
+    conn: Connection,
+    stops: Sequence[dict[str, Any]],
+    now: datetime,
+    *,
+    only: Collection[str] | None = None,
+    record: bool = True,
+) -> None:
     """End people's live entitlements at their end dates; cancel or claim back later periods.
 
-    Each stop names a person (``fin``), an ``end_date``, the ``programs`` it ends (None: all)
-    and a ``reason``. A person's own entitlements end, and recurring ones paid to someone else
-    for them (a child's disability payment to a guardian); a lump sum *about* them (the funeral
-    allowance, a birth benefit) stands. Set-wise: one query finds every affected entitlement.
+    Each stop names a person (``fin``), an ``end_date``, the ``programs`` it ends (None: all),
+    a ``reason`` and the ``case_id`` it comes from. A person's own entitlements end, and
+    recurring ones paid to someone else for them (a child's disability payment to a guardian);
+    a lump sum *about* them (the funeral allowance, a birth benefit) stands, and so does a right
+    that began after the stop's date (a status granted again after it ended). Set-wise: one
+    query finds every affected entitlement. ``only``: these entitlements and no others.
+    ``record``: keep the stops (in ``stops``), to be held against rights written later.
     """
     if not stops:
         return
+    if record:
+        bulk.insert_rows(conn, stops_table, [
+            {"case_id": s["case_id"], "fin": s["fin"], "end_date": s["end_date"],
+             "programs": s["programs"], "reason": s["reason"], "applied_at": now}
+            for s in stops
+        ])
     by_fin: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for stop in sorted(stops, key=lambda s: s["end_date"]):
         by_fin[stop["fin"]].append(stop)
@@ -375,7 +470,7 @@ def end_rights(conn: Connection, stops: Sequence[dict[str, Any]], now: datetime)
         live.extend(
             conn.execute(
                 select(entitlements.c.id, entitlements.c.fin, entitlements.c.subject_fin,
-                       entitlements.c.schedule, entitlements.c.program_id)
+                       entitlements.c.schedule, entitlements.c.program_id, entitlements.c.start_date)
                 .where(
                     entitlements.c.status.in_(("pending", "active")),
                     or_(entitlements.c.fin.in_(part), entitlements.c.subject_fin.in_(part)),
@@ -384,11 +479,14 @@ def end_rights(conn: Connection, stops: Sequence[dict[str, Any]], now: datetime)
         )
     ended: list[dict[str, Any]] = []
     for row in live:
+        if only is not None and row.id not in only:
+            continue
         candidates = list(by_fin.get(row.fin, []))
         if row.schedule == "monthly" and row.subject_fin != row.fin:
             candidates += by_fin.get(row.subject_fin, [])
         applicable = [
-            s for s in candidates if s["programs"] is None or row.program_id in s["programs"]
+            s for s in candidates
+            if (s["programs"] is None or row.program_id in s["programs"]) and row.start_date <= s["end_date"]
         ]
         if not applicable:
             continue

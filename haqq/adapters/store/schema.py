@@ -301,6 +301,21 @@ recovery_claims = Table(
     Column("note", Text),
 )
 
+#: Every stop applied: whose rights ended, from when, which programs (None: all of them), why.
+#: A right written later (a case decided after the stop, on data as of before it) is held
+#: against these, so an event handled out of order never leaves it running past its end.
+stops = Table(
+    "stops",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False, index=True),
+    Column("fin", String(7), nullable=False, index=True),
+    Column("end_date", Date, nullable=False),
+    Column("programs", JSON),
+    Column("reason", Text, nullable=False),
+    Column("applied_at", TS, nullable=False),
+)
+
 notifications = Table(
     "notifications",
     metadata,
