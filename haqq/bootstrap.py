@@ -32,7 +32,7 @@ from haqq.domain.errors import HaqqError
 from haqq.domain.quiet import QuietHours
 from haqq.pipeline.runs import Office
 from haqq.pipeline.texting import SmsPolicy
-from haqq.pipeline.worker import Worker
+from haqq.pipeline.worker import Role, Worker
 from haqq.ports import Bank, Clock, Institutions, SmsGateway
 from haqq.rules.catalogue import Catalogue, load_catalogue
 from haqq.rules.messages import MessageCatalogue, default_messages, load_messages
@@ -213,9 +213,11 @@ class Haqq:
     messages: MessageCatalogue = field(default_factory=default_messages)
 
     def worker(
-        self, clock: Clock, batch_size: int | None = None, *, shard: int = 0, shards: int = 1
+        self, clock: Clock, batch_size: int | None = None, *, shard: int = 0, shards: int = 1,
+        role: Role = "all",
     ) -> Worker:
-        """A worker; ``shard`` of ``shards`` when several share an embedded (SQLite) store."""
+        """A worker; ``shard`` of ``shards`` when several share an embedded (SQLite) store;
+        ``role`` says whether it does everything, the cases only, or the payment office only."""
         return Worker(
             engine=self.engine,
             catalogue=self.catalogue,
@@ -230,6 +232,7 @@ class Haqq:
             office=self.office() if self.settings.payments == "runs" else None,
             messages=self.messages,
             sms_policy=self.sms_policy(),
+            role=role,
         )
 
     def web_context(self) -> WebContext:

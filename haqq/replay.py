@@ -2,9 +2,9 @@
 
 The clock moves in ticks; at each tick the registry events of that tick are taken in and the
 workers run until nothing is due. Steps are stamped with the simulated moment each case became
-due, so reported times are simulated as well as wall-clock. With several workers (PostgreSQL),
-worker processes read the simulated time from the store and the coordinator waits until no work
-is due before moving the clock.
+due, so reported times are simulated as well as wall-clock. With several workers, worker
+processes read the simulated time from the store, and the coordinator runs the payment office
+until no work is due before moving the clock.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from haqq.country import iter_events
 from haqq.domain.events import parse_event
 from haqq.pipeline import intake, runs
 from haqq.pipeline.work import BAKU, local_date
+from haqq.pipeline.worker import Role
 
 DRAIN = timedelta(days=45)
 
@@ -68,11 +69,11 @@ def _set_clock(engine: Engine, now: datetime, finished: bool = False) -> None:
 
 
 def _worker_process(
-    settings: Settings, batch_size: int, shard: int, shards: int, signals: _Signals
+    settings: Settings, batch_size: int, shard: int, shards: int, signals: _Signals, role: Role
 ) -> None:
     app = build(settings)
     clock = DbClock(app.engine)
-    worker = app.worker(clock, batch_size, shard=shard, shards=shards)
+    worker = app.worker(clock, batch_size, shard=shard, shards=shards, role=role)
     moved = signals.moved[shard]
 
     def idle(seconds: float) -> None:
@@ -152,20 +153,23 @@ def replay(
     _set_clock(app.engine, begin_at)
     processes: list[Any] = []
     signals: _Signals | None = None
+    # With several workers on SQLite, this process runs the payment office while they share
+    # the rest (on PostgreSQL, whichever worker is free takes the office's lock).
+    office = workers > 1 and app.settings.payments == "runs" and app.engine.dialect.name == "sqlite"
     if workers > 1:
         ctx = multiprocessing.get_context("spawn")
         signals = _Signals(ctx.Event(), [ctx.Event() for _ in range(workers)])
         processes = [
             ctx.Process(
                 target=_worker_process,
-                args=(app.settings, batch_size, i, workers, signals),
+                args=(app.settings, batch_size, i, workers, signals, "cases" if office else "all"),
                 daemon=True,
             )
             for i in range(workers)
         ]
         for p in processes:
             p.start()
-    worker = app.worker(clock, batch_size)
+    worker = app.worker(clock, batch_size, role="office" if office else "all")
     source = iter_events(app.settings.country, start=begin_at, end=end)
     pending: list[dict[str, Any]] = []
     taken = 0
@@ -205,6 +209,9 @@ def replay(
                 while due_work(app, moment):
                     if not all(p.is_alive() for p in processes):
                         raise RuntimeError("a worker process died")
+                    if office and worker.run_once():
+                        pause = 0.005
+                        continue
                     if signals.idle.wait(pause):
                         signals.idle.clear()
                     pause = min(pause * 1.5, 0.25)

@@ -140,30 +140,55 @@ def run(
     database_url: DbOption = None,
     country: CountryOption = None,
 ) -> None:
-    """Run the pipeline on the system clock until nothing is due (or forever with --follow)."""
+    """Run the pipeline on the system clock until nothing is due (or forever with --follow).
+
+    With several workers, each takes its share of the events, cases and outbox; on SQLite this
+    process runs the payment office (its runs, files and the bank's reports) meanwhile."""
     import multiprocessing
+    import time
+
+    from haqq.bootstrap import SystemClock
 
     app_ = _build(database_url, country)
     db.ensure_ready(app_.engine)
     if workers > 1:
         ctx = multiprocessing.get_context("spawn")
+        # On SQLite the payment office is this process's (on PostgreSQL, whichever worker is
+        # free takes the office's lock).
+        embedded = app_.engine.dialect.name == "sqlite"
+        role = "cases" if app_.settings.payments == "runs" and embedded else "all"
         procs = [
-            ctx.Process(target=_run_worker, args=(app_.settings, batch_size, follow, i, workers))
+            ctx.Process(target=_run_worker, args=(app_.settings, batch_size, follow, i, workers, role))
             for i in range(workers)
         ]
         for p in procs:
             p.start()
+        office = app_.worker(SystemClock(), batch_size, role="office") if role == "cases" else None
+        while any(p.is_alive() for p in procs):
+            if office is None or office.run_once() == 0:
+                time.sleep(0.5 if follow else 0.05)
         for p in procs:
             p.join()
+        if follow or any(p.exitcode for p in procs):
+            raise typer.Exit(1)
+        # What the office's last round made due (and the workers did not see) is done here.
+        last = app_.worker(SystemClock(), batch_size)
+        last.run_until_idle()
+        if office is not None:
+            console.print(f"the payment office: {office.done}")
+        if last.done:
+            console.print(f"after the workers: {last.done}")
         return
     _run_worker(app_.settings, batch_size, follow, 0, 1)
 
 
-def _run_worker(settings: Any, batch_size: int, follow: bool, shard: int, shards: int) -> None:
+def _run_worker(
+    settings: Any, batch_size: int, follow: bool, shard: int, shards: int, role: Any = "all"
+) -> None:
     from haqq.bootstrap import SystemClock, build
 
     app_ = build(settings)
-    worker = app_.worker(SystemClock(), batch_size, shard=shard, shards=shards)
+    worker = app_.worker(SystemClock(), batch_size, shard=shard, shards=shards, role=role)
     if follow:
         worker.run_forever(stop=lambda: False, idle_sleep=0.5)
     else:

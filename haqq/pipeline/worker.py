@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from sqlalchemy import Connection, Engine, literal, select, text, tuple_
@@ -47,6 +47,7 @@ from haqq.rules.messages import MessageCatalogue, default_messages
 log = structlog.get_logger("haqq.worker")
 
 S = CaseState
+Role = Literal["all", "cases", "office"]
 #: The steps in pipeline order; one pass carries a case as far as it can go now.
 STEPS: Sequence[tuple[frozenset[CaseState], Callable[[Sequence[CaseWork], StepContext], None]]] = (
     (frozenset({S.DETECTED, S.GATHERING}), gather.run),
@@ -89,6 +90,10 @@ class Worker:
     #: The payment office: payments go to the bank in runs, as ISO 20022 files. None: each
     #: due payment is transferred directly (the bank's batch transfer channel).
     office: runs.Office | None = None
+    #: What this worker does: ``all`` of it (alone, or shard 0 on SQLite); ``cases`` (the
+    #: events, cases and outbox of its shard: the payment office is another process's);
+    #: ``office`` (only the payment office's round, for workers that each do ``cases``).
+    role: Role = "all"
     #: What the citizen is told, and how the SMS go out (quiet hours, rate, retries).
     messages: MessageCatalogue = field(default_factory=default_messages)
     sms_policy: texting.SmsPolicy = field(default_factory=texting.SmsPolicy)
@@ -414,10 +419,11 @@ class Worker:
 
     def run_office(self, now: datetime, due: set[str]) -> int:
         """The payment office's round: today's runs (made, approved and sent when the office is
-        automatic) and the bank's reports taken in. One worker does it (shard 0; on
-        PostgreSQL, whoever holds the office's lock)."""
+        automatic) and the bank's reports taken in. One worker does it: with several, the
+        parent process's (role ``office``) while they do the cases; else shard 0 on SQLite,
+        whoever holds the office's lock on PostgreSQL."""
         office = self.office
-        if office is None or (self._outside_lock and self.shard != 0):
+        if office is None or self.role == "cases" or (self._outside_lock and self.shard != 0):
             return 0
         acks: list[str] = []
         n = 0
@@ -468,6 +474,10 @@ class Worker:
             ("office", {"payments", "bank_files", "deliveries"} if self.office else set(),
              lambda: self.run_office(now, due)),
         ]
+        if self.role == "office":
+            units = [u for u in units if u[0] == "office"]
+        elif self.role == "cases" or (self._outside_lock and self.shard != 0):
+            units = [u for u in units if u[0] != "office"]
         # What one unit creates is due for the next at once: new cases after events, outbox
         # rows after cases. Saying so saves a round per step.
         follows = {"events": {"cases"}, "cases": {"accounts", "payments", "sms"}}
