@@ -9,7 +9,8 @@ nothing (effects carry idempotency keys). Several workers on PostgreSQL share th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -67,6 +68,31 @@ def _office_lock(conn: Connection, what: str = "haqq payment office") -> bool:
     if conn.dialect.name != "postgresql":
         return True
     return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(hashtext(:what))"), {"what": what}).scalar_one())
+
+
+#: The payment office's round on PostgreSQL: a session lock, held from the runs to the reports.
+OFFICE_ROUND = "haqq payment office round"
+
+
+@contextmanager
+def _office_round(engine: Engine) -> Iterator[bool]:
+    """Whether this worker has the payment office for a whole round (yields False when another
+    has it). On PostgreSQL a session lock held across the round's transactions and the bank's
+    calls between them, so two workers never fetch, read and apply the same bank reports (the
+    second would be refused as a duplicate). On SQLite one process is the office anyway."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as conn:
+        key = {"what": OFFICE_ROUND}
+        mine = bool(conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:what))"), key).scalar_one())
+        conn.commit()
+        try:
+            yield mine
+        finally:
+            if mine:
+                conn.execute(text("SELECT pg_advisory_unlock(hashtext(:what))"), key)
+                conn.commit()
 
 
 @dataclass
@@ -422,9 +448,12 @@ class Worker:
         automatic) and the bank's reports taken in. One worker does it: with several, the
         parent process's (role ``office``) while they do the cases; else shard 0 on SQLite,
         whoever holds the office's lock on PostgreSQL."""
-        office = self.office
-        if office is None or self.role == "cases" or (self._outside_lock and self.shard != 0):
+        if self.office is None or self.role == "cases" or (self._outside_lock and self.shard != 0):
             return 0
+        with _office_round(self.engine) as mine:
+            return self._office_work(self.office, now, due) if mine else 0
+
+    def _office_work(self, office: runs.Office, now: datetime, due: set[str]) -> int:
         acks: list[str] = []
         n = 0
         with self.engine.begin() as conn:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, text, update
 
 from haqq.adapters.bank.iso20022 import (
     MalformedBankFile,
@@ -22,10 +22,11 @@ from haqq.adapters.bank.schemas import validate
 from haqq.adapters.store import db
 from haqq.adapters.store.reconcile import reconcile
 from haqq.adapters.store.schema import notifications, payment_files, payment_runs, payments
-from haqq.bootstrap import Haqq, Settings, build
+from haqq.bootstrap import Haqq, ManualClock, Settings, build
 from haqq.domain.payments import ApprovalError, PaymentStateError, RunStateError, end_to_end_id
 from haqq.pipeline import bank_reports, runs
 from haqq.pipeline.work import BAKU
+from haqq.pipeline.worker import OFFICE_ROUND
 from tests.helpers import (
     UNKNOWN_IBAN,
     catalogue_of,
@@ -71,8 +72,9 @@ def manual_app(store_url: str, country: Path, catalogue: Path, threshold: int = 
     return app
 
 
-def births(app: Haqq, country: Path, n: int = 8) -> None:
-    """Take ``n`` births of February in and run the pipeline until their payments are due."""
+def births(app: Haqq, country: Path, n: int = 8, until: tuple[datetime, ...] | None = None) -> None:
+    """Take ``n`` births of February in and run the pipeline until their payments are due (or
+    at the moments ``until``)."""
     found = country_query(
         country,
         "SELECT * FROM life_events WHERE type = 'birth_registered' "
@@ -81,7 +83,7 @@ def births(app: Haqq, country: Path, n: int = 8) -> None:
     )
     assert len(found) == n
     take_events(app, [event_json(r) for r in found], START)
-    run_at(app, START + timedelta(hours=1), START + timedelta(days=6), AFTER)
+    run_at(app, *(until or (START + timedelta(hours=1), START + timedelta(days=6), AFTER)))
 
 
 def statuses(engine: Engine) -> dict[str, int]:
@@ -279,3 +281,32 @@ def test_the_automatic_office_pays_everything_in_runs_during_a_replay(
         ("daily", "closed", "payment office (automatic)")
     }
     assert sorted(kinds) == sorted(["pain.001", "pain.002", "camt.054"] * len(found))
+
+
+def test_one_worker_at_a_time_has_the_office_for_a_whole_round(
+    postgres_url: str, country_file: Path, births_only: Path
+) -> None:
+    # PostgreSQL: while another worker is in the office's round (between its transactions:
+    # at the bank, reading its reports), this one leaves the office alone; it neither fetches
+    # nor applies the same reports (which would be refused as duplicates).
+    app = build(Settings(database_url=postgres_url, country=country_file, catalogue_dir=births_only))
+    db.upgrade(app.engine)
+    # The first run goes out at once (one of the people has an account); its reports wait.
+    births(app, country_file, n=4, until=(START + timedelta(hours=1),))
+    later = START + timedelta(hours=6)
+    worker = app.worker(ManualClock(later))
+    due = worker.pending(later)
+    assert "bank_files" in due and app.bank.files(as_of=later)
+    other = app.engine.connect()
+    try:
+        other.execute(text("SELECT pg_advisory_lock(hashtext(:what))"), {"what": OFFICE_ROUND})
+        other.commit()
+        assert worker.run_office(later, due) == 0
+        assert app.bank.files(as_of=later), "the bank's reports were taken while another had the office"
+        other.execute(text("SELECT pg_advisory_unlock(hashtext(:what))"), {"what": OFFICE_ROUND})
+        other.commit()
+    finally:
+        other.close()
+    assert worker.run_office(later, due) > 0
+    assert statuses(app.engine) == {"accepted": 1}
+    assert not app.bank.files(as_of=later)
