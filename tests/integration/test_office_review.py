@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from haqq.adapters.store import db
+from haqq.adapters.store import db, repository
 from haqq.adapters.store.schema import (
     case_transitions,
     cases,
@@ -23,6 +23,7 @@ from haqq.adapters.store.schema import (
     payments,
     review_actions,
     reviews,
+    stops,
 )
 from haqq.bootstrap import Haqq, Settings, build
 from haqq.country import generate_country
@@ -163,6 +164,36 @@ def test_a_grant_below_the_threshold_is_paid_by_the_pipeline(app: Haqq) -> None:
     assert after["state"] == "closed", rows(app.engine, case_transitions, case_transitions.c.case_id == case["id"])
     paid = rows(app.engine, payments, payments.c.case_id == case["id"])
     assert paid and 0 < paid[0]["amount"] <= 20_000  # the first month, from the event's day
+
+
+def test_a_grant_on_review_is_held_against_a_stop_applied_meanwhile(app: Haqq) -> None:
+    # The person died (the death handled by the pipeline) while their case waited for a
+    # caseworker: the grant on review ends at the death, as the pipeline's own grants do.
+    case, other = review_cases(app, 2)
+    fin, died = case["beneficiary_fin"], JUNE.date()
+    death = {"kind": "end", "case_id": case["id"], "fin": fin, "end_date": died, "programs": None,
+             "reason": f"death_registered on {died}"}
+    with app.engine.begin() as conn:
+        repository.end_rights(conn, [death], T0)
+    assert [s["fin"] for s in rows(app.engine, stops)] == [fin]
+    with app.engine.begin() as conn:
+        review.take(conn, ALICE, case["id"], T0)
+        review.decide(conn, ALICE, case["id"], "grant", 20_000, "The birth certificate settles it.",
+                      T0, catalogue=app.catalogue, threshold=THRESHOLD)
+    right = one(app, entitlements, entitlements.c.id == case["id"])
+    assert (right["status"], right["end_date"], right["start_date"]) == ("ended", died, died), right
+    assert right["ended_reason"] == f"death_registered on {died}"
+    run_at(app, T0 + HOUR, T0 + 4 * HOUR, T0 + 2 * DAY)
+    paid = rows(app.engine, payments, payments.c.case_id == case["id"])
+    assert all(p["period_start"] <= died or p["status"] == "cancelled" for p in paid), paid
+    # A stop of someone else, or one before the right began, leaves a grant alone.
+    before = {**death, "fin": other["beneficiary_fin"], "end_date": date(2025, 6, 1)}
+    with app.engine.begin() as conn:
+        repository.end_rights(conn, [before], T0)
+        review.take(conn, ALICE, other["id"], T0)
+        review.decide(conn, ALICE, other["id"], "grant", 20_000, "Settled.", T0, catalogue=app.catalogue,
+                      threshold=THRESHOLD)
+    assert one(app, entitlements, entitlements.c.id == other["id"])["status"] == "pending"
 
 
 def test_a_grant_above_the_threshold_waits_for_another_supervisor(app: Haqq) -> None:
