@@ -42,6 +42,25 @@ def cached_country(population: int, seed: int) -> Path:
     return path
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (the replay's workers,
+    joined when it returns)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _machine_ticks() -> tuple[int, int] | None:
+    """(busy, all) CPU ticks of the whole machine since boot (every process, the database server
+    too), from the kernel's ``/proc/stat`` on Linux; None elsewhere."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = sum(fields[3:5])  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
 class RegistriesFailed(RuntimeError):
     pass
 
@@ -101,9 +120,14 @@ def run_bench(
         ))
         db.upgrade(app.engine)
         reset_store(app)
-        began = time.perf_counter()
+        began, cpu, ticks = time.perf_counter(), _cpu_seconds(), _machine_ticks()
         result = replay(app, year=YEAR, workers=workers, tick=timedelta(days=tick_days), batch_size=batch_size)
         wall = time.perf_counter() - began
+        cpu = _cpu_seconds() - cpu
+        ticks_after = _machine_ticks()
+        busy = None
+        if ticks is not None and ticks_after is not None and ticks_after[1] > ticks[1]:
+            busy = round((ticks_after[0] - ticks[0]) / (ticks_after[1] - ticks[1]), 3)
         with app.engine.connect() as conn:
             finished = conn.execute(
                 select(func.count()).select_from(cases).where(cases.c.state.in_([s.value for s in RESTING]))
@@ -132,5 +156,11 @@ def run_bench(
         "sim_latency_p50_hours": round(sim_h.get("p50", 0.0), 2),
         "sim_latency_p95_hours": round(sim_h.get("p95", 0.0), 2),
         "sim_latency_p99_hours": round(sim_h.get("p99", 0.0), 2),
+        # Whether the machine was the limit: haqq's own processes (not the database server's),
+        # in CPU-seconds and in cores kept busy on average; the share of all the machine's CPU
+        # time that was busy (every process; Linux only, else None).
+        "cpu_seconds": round(cpu, 1),
+        "cores_busy": round(cpu / wall, 2),
+        "machine_busy_share": busy,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }

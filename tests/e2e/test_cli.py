@@ -357,6 +357,10 @@ def test_bench_pipeline_prints_its_figures_as_one_json_object(tmp_path: Path) ->
     assert figures["store"] == "sqlite" and figures["workers"] == 1
     assert figures["cases"] > 0 and figures["cases_finished"] == figures["cases"]
     assert figures["cases_per_second"] > 0
+    # The replay's CPU time is counted; one process keeps about one core busy at most (a little
+    # more when a library's threads run beside it).
+    assert figures["cpu_seconds"] > 0 and 0 < figures["cores_busy"] <= 1.2, figures
+    assert figures["machine_busy_share"] is None or 0 < figures["machine_busy_share"] <= 1, figures
     assert not cache.exists()  # the default cache lives in the working directory
     assert (tmp_path / ".bench-cache").is_dir()
 
