@@ -185,7 +185,11 @@ def test_a_grant_on_review_is_held_against_a_stop_applied_meanwhile(app: Haqq) -
     assert right["ended_reason"] == f"death_registered on {died}"
     run_at(app, T0 + HOUR, T0 + 4 * HOUR, T0 + 2 * DAY)
     paid = rows(app.engine, payments, payments.c.case_id == case["id"])
-    assert all(p["period_start"] <= died or p["status"] == "cancelled" for p in paid), paid
+    # The pipeline carries the case on without reviving the right: the month of the death is
+    # paid (from the first day of the right), nothing after it.
+    assert one(app, cases, cases.c.id == case["id"])["state"] == "closed"
+    assert one(app, entitlements, entitlements.c.id == case["id"])["status"] == "ended"
+    assert [p["period"] for p in paid] == ["2025-06"], paid
     # A stop of someone else, or one before the right began, leaves a grant alone.
     before = {**death, "fin": other["beneficiary_fin"], "end_date": date(2025, 6, 1)}
     with app.engine.begin() as conn:
