@@ -135,6 +135,7 @@ def run_bench(
             total = conn.execute(select(func.count()).select_from(cases)).scalar_one()
             sim, wall_lat = reports.first_sms_latencies(conn)
         app.engine.dispose()
+    turns = result.write_turns
     lat = reports.percentiles(wall_lat, 1000)
     sim_h = reports.percentiles(sim, 1 / 3600)
     return {
@@ -162,5 +163,12 @@ def run_bench(
         "cpu_seconds": round(cpu, 1),
         "cores_busy": round(cpu / wall, 2),
         "machine_busy_share": busy,
+        # SQLite's one writer: the seconds haqq's processes held the store's write lock in turn
+        # (never more than the replay's), its share of the replay, and the seconds they waited
+        # for it, summed over the processes (None on PostgreSQL).
+        "write_lock_turns": None if turns is None else turns.turns,
+        "write_lock_held_seconds": None if turns is None else round(turns.held, 1),
+        "write_lock_held_share": None if turns is None else round(turns.held / wall, 3),
+        "write_lock_waited_seconds": None if turns is None else round(turns.waited, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }

@@ -18,11 +18,12 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 
-from haqq.adapters.store import repository
+from haqq.adapters.store import db, repository
 from haqq.adapters.store.schema import (
     accounts,
     sim_clock,
 )
+from haqq.adapters.turns import TurnTotals
 from haqq.bootstrap import Haqq, ManualClock, Settings, build
 from haqq.country import iter_events
 from haqq.domain.events import parse_event
@@ -39,6 +40,9 @@ class ReplayResult:
     wall_seconds: float
     ticks: int
     workers: int
+    #: Turns at the SQLite file's write lock during the replay, every process's summed (None:
+    #: PostgreSQL). Turns are exclusive, so the seconds held never exceed the replay's.
+    write_turns: TurnTotals | None = None
 
 
 class DbClock:
@@ -82,7 +86,12 @@ def _worker_process(
         if moved.wait(seconds):
             moved.clear()
 
-    worker.run_forever(stop=clock.finished, idle=idle)
+    try:
+        worker.run_forever(stop=clock.finished, idle=idle)
+    finally:
+        turns = db.write_turns(app.engine)
+        if turns is not None:
+            signals.turns[3 * shard: 3 * shard + 3] = [turns.turns, turns.waited, turns.held]
 
 
 @dataclass
@@ -93,6 +102,8 @@ class _Signals:
 
     idle: Any
     moved: list[Any]
+    #: Each worker's turns at the write lock when it ends: (turns, waited, held) at 3 × shard.
+    turns: Any
 
 
 def due_work(app: Haqq, now: datetime) -> bool:
@@ -158,7 +169,7 @@ def replay(
     office = workers > 1 and app.settings.payments == "runs" and app.engine.dialect.name == "sqlite"
     if workers > 1:
         ctx = multiprocessing.get_context("spawn")
-        signals = _Signals(ctx.Event(), [ctx.Event() for _ in range(workers)])
+        signals = _Signals(ctx.Event(), [ctx.Event() for _ in range(workers)], ctx.Array("d", 3 * workers))
         processes = [
             ctx.Process(
                 target=_worker_process,
@@ -174,6 +185,7 @@ def replay(
     pending: list[dict[str, Any]] = []
     taken = 0
     began = time.perf_counter()
+    turns_before = db.write_turns(app.engine)
     try:
         for n in range(first, ticks):
             moment = min(start + tick * (n + 1), stop_at)
@@ -225,7 +237,15 @@ def replay(
             _set_clock(app.engine, clock.now(), finished=True)
             for p in processes:
                 p.join(timeout=30)
-    return ReplayResult(taken, time.perf_counter() - began, ticks, workers)
+    wall = time.perf_counter() - began
+    turns = db.write_turns(app.engine)
+    if turns is not None and turns_before is not None:
+        turns = turns - turns_before
+        if signals is not None:
+            got = list(signals.turns)
+            for i in range(workers):
+                turns = turns + TurnTotals(int(got[3 * i]), got[3 * i + 1], got[3 * i + 2])
+    return ReplayResult(taken, wall, ticks, workers, turns)
 
 
 def reset_store(app: Haqq) -> None:

@@ -361,6 +361,11 @@ def test_bench_pipeline_prints_its_figures_as_one_json_object(tmp_path: Path) ->
     # more when a library's threads run beside it).
     assert figures["cpu_seconds"] > 0 and 0 < figures["cores_busy"] <= 1.2, figures
     assert figures["machine_busy_share"] is None or 0 < figures["machine_busy_share"] <= 1, figures
+    # SQLite's write lock: taken in turns, held for part of the replay.
+    assert figures["write_lock_turns"] > 0, figures
+    assert 0 < figures["write_lock_held_share"] <= 1, figures
+    assert 0 < figures["write_lock_held_seconds"] <= figures["wall_seconds"], figures
+    assert figures["write_lock_waited_seconds"] >= 0, figures
     assert not cache.exists()  # the default cache lives in the working directory
     assert (tmp_path / ".bench-cache").is_dir()
 

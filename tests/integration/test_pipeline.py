@@ -84,9 +84,21 @@ def test_two_workers_share_the_load(store_url: str, country_file: Path, tmp_path
     """PostgreSQL: the workers skip each other's locked rows. SQLite: each takes its shard and
     works outside the write lock."""
     app = fresh_app(country_file, tmp_path, store_url)
-    replay(app, year=YEAR, workers=2, tick=timedelta(days=7), batch_size=100)
+    before = db.write_turns(app.engine)
+    result = replay(app, year=YEAR, workers=2, tick=timedelta(days=7), batch_size=100)
     states = check_invariants(app)
     assert states["closed"] > 50
+    # The write lock's turns are counted in every process: the workers' are added to the
+    # parent's own, and turns being exclusive, together they were held no longer than the replay.
+    if store_url.startswith("sqlite"):
+        after = db.write_turns(app.engine)
+        assert before is not None and after is not None and result.write_turns is not None
+        parents = (after - before).turns
+        assert result.write_turns.turns > parents > 0
+        assert 0 < result.write_turns.held <= result.wall_seconds
+        assert result.write_turns.waited >= 0
+    else:
+        assert result.write_turns is None
 
 
 def test_a_year_replays_with_direct_transfers_too(sqlite_url: str, country_file: Path, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from haqq.adapters.turns import WriteTurns
+from haqq.adapters.turns import WriteTurns, totals
 
 
 @pytest.mark.timeout(30)
@@ -56,3 +56,30 @@ def test_an_in_memory_database_takes_no_turns() -> None:
     turns.take()
     assert not turns.held
     turns.end()
+
+
+@pytest.mark.timeout(30)
+def test_each_process_counts_its_turns_and_how_long_it_waited_and_held(tmp_path: Path) -> None:
+    db = tmp_path / "haqq.db"
+    assert totals(db).turns == 0
+    first = WriteTurns(db)
+    first.take()
+    done = threading.Event()
+
+    def other() -> None:
+        second = WriteTurns(db)
+        second.take()  # waits for the first to end
+        second.end()
+        done.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    time.sleep(0.2)
+    first.end()
+    assert done.wait(5)
+    thread.join(timeout=5)
+    got = totals(db)
+    assert got.turns == 2
+    assert got.held >= 0.2  # the first held it while the second waited
+    assert got.waited >= 0.15  # the second's wait
+    assert totals(tmp_path / "other.db").turns == 0  # counted per file

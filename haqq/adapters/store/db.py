@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, make_url
 
-from haqq.adapters.turns import WriteTurns
+from haqq.adapters.turns import TurnTotals, WriteTurns, totals
 from haqq.domain.errors import HaqqError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -116,6 +116,17 @@ def make_engine(url: str | None = None) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, **json_args)
+
+
+def write_turns(engine: Engine) -> TurnTotals | None:
+    """This process's turns at the write lock of ``engine``'s SQLite file (None: another
+    store, or a database in memory, which takes no turns)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    path = engine.url.database
+    if not path or path == ":memory:" or "mode=memory" in str(engine.url):
+        return None
+    return totals(path)
 
 
 def _config(engine: Engine) -> Config:
