@@ -501,7 +501,7 @@ def bench_payroll(
         sys.stdout.write(json.dumps(figures) + "\n")
     else:
         for key, value in figures.items():
-            console.print(f"{key:>26}: {value}")
+            console.print(f"{key:>24}: {value}")
 
 
 @bench_app.command("api")
