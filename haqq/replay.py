@@ -113,7 +113,7 @@ def due_work(app: Haqq, now: datetime) -> bool:
     with app.engine.connect().execution_options(read_only=True) as conn:
         due = repository.due_kinds(conn, now, local_date(now).strftime("%Y-%m"), daily) - {"payroll"}
         if office is not None and office.automatic is None:
-            due.discard("payments")  # people make the runs
+            due -= {"payments", "approved_runs"}  # people make and send the runs
         if due - {"account_answers", "bank_reports"}:
             return True
         sent = []

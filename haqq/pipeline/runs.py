@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from functools import cached_property
 from typing import Any
 
 import structlog
@@ -39,6 +40,7 @@ from sqlalchemy import (
 
 from haqq.adapters.bank.iso20022 import CreditTransfer, Debtor, PaymentRun, credit_transfer_file
 from haqq.adapters.store import bulk
+from haqq.adapters.store.repository import ClaimLost
 from haqq.adapters.store.schema import accounts, entitlements, payment_files, payment_runs, payments
 from haqq.domain.iban import iban_is_valid, make_iban
 from haqq.domain.payments import (
@@ -112,6 +114,15 @@ class OutFile:
     transactions: int
     total: int
 
+    @cached_property
+    def kept(self) -> tuple[bytes, str]:
+        """The file as kept for evidence: compressed, and its SHA-256."""
+        return _kept(self.content)
+
+
+def _kept(content: bytes) -> tuple[bytes, str]:
+    return gzip.compress(content, 3), hashlib.sha256(content).hexdigest()
+
 
 def end_of_day(day: date) -> datetime:
     """The last moment of ``day`` in Baku: a run "for" a day takes what is due by then."""
@@ -121,6 +132,11 @@ def end_of_day(day: date) -> datetime:
 def bank_code(iban: str) -> str:
     """The bank of an Azerbaijani IBAN: the four letters after the check digits."""
     return iban[4:8]
+
+
+class RunChanged(ClaimLost):
+    """A run's payments changed between its files being built and the run being sent (a stop
+    cancelled one meanwhile): nothing is sent, and the next round builds the files again."""
 
 
 def _hold_reason(iban: str | None) -> str | None:
@@ -375,25 +391,42 @@ def build_files(conn: Connection, run_id: int, now: datetime, office: Office) ->
 def store_file(
     conn: Connection, *, direction: str, kind: str, bank: str, name: str, content: bytes,
     transactions: int, total: int, at: datetime, run_id: int | None = None,
-    original: str | None = None, note: str | None = None,
+    original: str | None = None, note: str | None = None, kept: tuple[bytes, str] | None = None,
 ) -> int:
-    """Keep a bank file as evidence (compressed); its SHA-256 makes a second copy recognisable."""
+    """Keep a bank file as evidence (compressed); its SHA-256 makes a second copy recognisable.
+    ``kept``: the two already computed (:attr:`OutFile.kept`)."""
+    packed, digest = kept or _kept(content)
     return int(conn.execute(
         insert(payment_files).values(
             direction=direction, kind=kind, bank=bank, message_id=name, run_id=run_id,
             original_message_id=original, transactions=transactions, total=total,
-            sha256=hashlib.sha256(content).hexdigest(), content=gzip.compress(content, 3),
-            at=at, note=note,
+            sha256=digest, content=packed, at=at, note=note,
         ).returning(payment_files.c.id)
     ).scalar_one())
 
 
-def send(conn: Connection, run_id: int, *, by: str, now: datetime, office: Office) -> list[OutFile]:
+def approved_unsent(conn: Connection) -> list[int]:
+    """The approved runs not sent yet, oldest first (an automatic office sends each)."""
+    return list(conn.execute(
+        select(payment_runs.c.id)
+        .where(payment_runs.c.status == RunStatus.APPROVED.value)
+        .order_by(payment_runs.c.id)
+    ).scalars())
+
+
+def send(
+    conn: Connection, run_id: int, *, by: str, now: datetime, office: Office,
+    files: list[OutFile] | None = None,
+) -> list[OutFile]:
     """Send an approved run, once: its files are written and kept, its payments marked sent.
 
     The files are handed to the bank after this commits (:func:`deliver`): a crash before the
     commit leaves nothing at the bank, one after it leaves files waiting for delivery, which is
-    retried under the same names until the bank has them (it ignores a name it has seen)."""
+    retried under the same names until the bank has them (it ignores a name it has seen).
+
+    ``files``: the run's files built beforehand by :func:`build_files` (with the same ``now``),
+    outside this transaction; they are sent only if the run still holds exactly the payments
+    they carry (a payment can only leave a run, cancelled by a stop), else :class:`RunChanged`."""
     row = _run_row(conn, run_id, lock=True)
     status = RunStatus(row.status)
     if status is RunStatus.SENT or status is RunStatus.CLOSED:
@@ -408,15 +441,28 @@ def send(conn: Connection, run_id: int, *, by: str, now: datetime, office: Offic
             f"has {len(_approvers(row))}"
         )
     check_run(row.label, status, RunStatus.SENT)
-    files = build_files(conn, run_id, now, office)
+    queued = (payments.c.run_id == run_id, payments.c.status == PaymentStatus.QUEUED.value)
+
+    def changed(held: int) -> RunChanged:
+        return RunChanged(
+            f"payment run {row.label} holds {held} queued payment(s), its files were built with "
+            f"{carried}: nothing sent, the files are built again"
+        )
+
+    built = files is not None
+    if files is None:
+        files = build_files(conn, run_id, now, office)
+    carried = sum(f.transactions for f in files)
+    if built and (held := conn.execute(select(func.count()).where(*queued)).scalar_one()) != carried:
+        raise changed(held)
+    marked = conn.execute(
+        update(payments).where(*queued).values(status=PaymentStatus.SENT.value, sent_at=now)
+    ).rowcount
+    if built and marked != carried:  # a stop cancelled one in between (PostgreSQL): roll back
+        raise changed(marked)
     for f in files:
         store_file(conn, direction="out", kind="pain.001", bank=f.bank, name=f.name, content=f.content,
-                   transactions=f.transactions, total=f.total, at=now, run_id=run_id)
-    conn.execute(
-        update(payments)
-        .where(payments.c.run_id == run_id, payments.c.status == PaymentStatus.QUEUED.value)
-        .values(status=PaymentStatus.SENT.value, sent_at=now)
-    )
+                   transactions=f.transactions, total=f.total, at=now, run_id=run_id, kept=f.kept)
     conn.execute(update(payment_runs).where(payment_runs.c.id == run_id).values(
         status=RunStatus.SENT.value, sent_by=by, sent_at=now))
     return files

@@ -354,7 +354,7 @@ class Worker:
         if due & {"account_requests", "account_answers"}:
             due.add("accounts")
         if self.office is not None and self.office.automatic is None:
-            due.discard("payments")  # people make the runs
+            due -= {"payments", "approved_runs"}  # people make and send the runs
         if "bank_reports" in due and self.bank.ready_files(as_of=now):
             due.add("bank_files")
         # One worker takes in what the gateway holds (shard 0 on SQLite; on PostgreSQL whoever
@@ -464,8 +464,9 @@ class Worker:
                 for run in runs.make_runs(conn, now, at, by=office.automatic, office=office):
                     for k in range(run.needed):
                         runs.approve(conn, run.id, by=office.automatic + ("" if k == 0 else f" #{k + 1}"), now=at)
-                    runs.send(conn, run.id, by=office.automatic, now=now, office=office)
-                    n += self._count("payment_runs", 1) + self._count("payments", run.payments)
+                    n += self._count("payment_runs", 1)
+        if office.automatic:
+            n += self._send_runs(office.automatic, office, now)
         # The files go to the bank once the runs are committed (an outbox: a file not yet
         # delivered is delivered again, under its name, until the bank has it).
         n += self._count("bank_files_sent", self._deliver())
@@ -487,6 +488,24 @@ class Worker:
             self.bank.ack_files(acks)
         return n
 
+    def _send_runs(self, by: str, office: runs.Office, now: datetime) -> int:
+        """Send the approved runs (those just made, and any a crash left approved): each run's files are built outside the write lock (the XML of thousands of
+        payments), then sent in a short turn that first checks the run still holds the very
+        payments they carry (else :class:`runs.RunChanged`: the next round builds them again)."""
+        with self.engine.connect().execution_options(read_only=True) as reading, reading.begin():
+            ready = [(run_id, runs.build_files(reading, run_id, now, office))
+                     for run_id in runs.approved_unsent(reading)]
+        n = 0
+        for run_id, files in ready:
+            for f in files:
+                f.kept  # compressed and hashed here, not in the turn  # noqa: B018
+            with self.engine.begin() as conn:
+                if not _office_lock(conn):
+                    break
+                runs.send(conn, run_id, by=by, now=now, office=office, files=files)
+            n += self._count("payments", sum(f.transactions for f in files))
+        return n
+
     def _deliver(self) -> int:
         return runs.deliver(self.engine, self.bank, self.wall,
                             lambda conn: messagelog.append(conn, self._drain()))
@@ -500,7 +519,7 @@ class Worker:
             ("cases", {"cases"}, lambda: self.advance_cases(now)),
             ("dispatch", {"accounts", "payments", "sms", "inbound", "replies", "receipts"}, lambda: self.dispatch(now, due)),
             ("payroll", {"payroll"}, lambda: self.run_payroll(now)),
-            ("office", {"payments", "bank_files", "deliveries"} if self.office else set(),
+            ("office", {"payments", "approved_runs", "bank_files", "deliveries"} if self.office else set(),
              lambda: self.run_office(now, due)),
         ]
         if self.role == "office":

@@ -279,6 +279,8 @@ class PaymentMachine(RuleBasedStateMachine):
         self.good_iban: dict[int, str] = {}
         #: the reports applied
         self.imported: list[bytes] = []
+        #: runs' files built outside a transaction, not sent yet: (run id, built at, files)
+        self.built: list[tuple[int, datetime, list[runs.OutFile]]] = []
 
     # -- plumbing --
 
@@ -454,11 +456,12 @@ class PaymentMachine(RuleBasedStateMachine):
             return
         runs.deliver(self.haqq.engine, self.haqq.bank, lambda: self.clock)
 
-    @rule(hours=st.integers(0, 48), crash=st.booleans())
-    def office_round(self, hours: int, crash: bool) -> None:
-        """As the automatic office works: make, approve and send in one transaction, then deliver
-        the files. A crash before the commit forgets the runs (nothing reached the bank); their
-        payments go into new runs."""
+    @rule(hours=st.integers(0, 48), crash=st.sampled_from(["no", "after the runs", "at the send"]))
+    def office_round(self, hours: int, crash: str) -> None:
+        """As the automatic office works: make and approve the runs in one transaction; build
+        each approved run's files outside any transaction, then send it in another (which checks
+        the run still holds the payments the files carry); then deliver the files. A crash after
+        the runs leaves them approved, for the next round; at the send, nothing is sent."""
         self.later(timedelta(hours=hours))
         office = self.haqq.office()
         try:
@@ -467,13 +470,61 @@ class PaymentMachine(RuleBasedStateMachine):
                 for run in made:
                     for k in range(run.needed):
                         runs.approve(conn, run.id, by=f"approver {k + 1}", now=self.clock)
-                    runs.send(conn, run.id, by="office", now=self.clock, office=office)
-                if crash and made:
-                    note("crash before the office round committed")
+            if crash == "after the runs" and made:
+                note("crash after the office's runs committed, before they were sent")
+                raise Crash
+            with self.haqq.engine.connect() as reading:
+                ready = [(run_id, runs.build_files(reading, run_id, self.clock, office))
+                         for run_id in runs.approved_unsent(reading)]
+            for run_id, files in ready:
+                with self.haqq.engine.begin() as conn:
+                    runs.send(conn, run_id, by="office", now=self.clock, office=office, files=files)
+                    if crash == "at the send":
+                        note("crash before a run's sending committed")
+                        raise Crash
+        except Crash:
+            return
+        runs.deliver(self.haqq.engine, self.haqq.bank, lambda: self.clock)
+
+    @rule(pick=st.integers(0, 9))
+    def build_files(self, pick: int) -> None:
+        """An approved run's files built now, outside any transaction, to be sent later (other
+        rules may cancel the run, or stop a payment of it, in between)."""
+        found = self.runs_in("approved")
+        if found:
+            run = found[pick % len(found)]
+            with self.haqq.engine.connect() as reading:
+                files = runs.build_files(reading, run.id, self.clock, self.haqq.office())
+            self.built.append((run.id, self.clock, files))
+
+    @rule(pick=st.integers(0, 9), crash=st.booleans())
+    def send_built(self, pick: int, crash: bool) -> None:
+        """Send a run with the files built earlier: refused if the run is no longer approved,
+        or no longer holds exactly the payments the files carry (a stop cancelled one)."""
+        if not self.built:
+            return
+        run_id, built_at, files = self.built.pop(pick % len(self.built))
+        office = self.haqq.office()
+        with self.haqq.engine.connect() as conn:
+            status = conn.execute(select(payment_runs.c.status).where(payment_runs.c.id == run_id)).scalar_one()
+            queued = len([p for p in self.payments_in("queued") if p.run_id == run_id])
+        try:
+            with self.haqq.engine.begin() as conn:
+                if status != "approved":
+                    with pytest.raises(RunStateError):
+                        runs.send(conn, run_id, by="clerk", now=built_at, office=office, files=files)
+                    return
+                if queued != sum(f.transactions for f in files):
+                    note("a built run changed before it was sent")
+                    with pytest.raises(runs.RunChanged):
+                        runs.send(conn, run_id, by="clerk", now=built_at, office=office, files=files)
+                    return
+                runs.send(conn, run_id, by="clerk", now=built_at, office=office, files=files)
                 if crash:
                     raise Crash
         except Crash:
             return
+        note("a run sent with files built before")
         runs.deliver(self.haqq.engine, self.haqq.bank, lambda: self.clock)
 
     @rule(pick=st.integers(0, 9))
@@ -809,7 +860,7 @@ def test_a_stop_after_a_crash_in_sending_claims_back_what_the_bank_paid(machine:
     machine.registries_report(start=datetime(2025, 4, 28, 10, tzinfo=BAKU), late=[60, 30, 60, 60, 60, 60, 60, 60])
     machine.working_days(days=7)
     machine.time_passes(days=27, hours=0, worker="runs")  # 1 June: June's payroll
-    machine.office_round(hours=0, crash=True)  # the bank pays June; haqq forgets the run
+    machine.office_round(hours=0, crash="at the send")  # June's run made, approved, never sent
     machine.time_passes(days=9, hours=0, worker="runs")  # the death is registered: June cancelled
     assert months_of(machine, death["fin"])["2025-06"] == "cancelled"
     machine.nothing_is_paid_twice()

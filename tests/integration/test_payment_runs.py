@@ -283,6 +283,44 @@ def test_the_automatic_office_pays_everything_in_runs_during_a_replay(
     assert sorted(kinds) == sorted(["pain.001", "pain.002", "camt.054"] * len(found))
 
 
+def test_the_automatic_office_sends_a_run_a_crash_left_approved_and_rebuilds_stale_files(
+    store_url: str, country_file: Path, births_only: Path
+) -> None:
+    # The office approves its runs in one transaction and sends each in another, with files
+    # built between the two: a crash in between leaves an approved run, which the next round
+    # sends; files built before a payment left the run are built again, never sent as they were.
+    births(manual_app(store_url, country_file, births_only), country_file, n=6)  # payments due
+    app = build(Settings(database_url=store_url, country=country_file, catalogue_dir=births_only))
+    office = app.office()
+    assert office.automatic
+    with app.engine.begin() as conn:  # the office's first transaction; then the crash
+        made = runs.make_runs(conn, AFTER, AFTER, by=office.automatic, office=office)
+        for run in made:
+            for k in range(run.needed):
+                runs.approve(conn, run.id, by=f"{office.automatic} #{k + 1}", now=AFTER)
+    (run,) = made
+    assert run.payments >= 2 and statuses(app.engine).get("queued") == run.payments
+    with app.engine.connect() as conn:
+        stale = runs.build_files(conn, run.id, AFTER, office)
+        first = conn.execute(
+            select(payments.c.id).where(payments.c.run_id == run.id).order_by(payments.c.id)
+        ).scalars().first()
+    with app.engine.begin() as conn:  # as a stop does: a queued payment leaves the run
+        conn.execute(update(payments).where(payments.c.id == first).values(status="cancelled"))
+    with app.engine.begin() as conn, pytest.raises(runs.RunChanged, match="built again"):
+        runs.send(conn, run.id, by=office.automatic, now=AFTER, office=office, files=stale)
+    # Refused before anything was written: this transaction committed, and changed nothing.
+    assert statuses(app.engine) == {"queued": run.payments - 1, "cancelled": 1}
+    worker = app.worker(ManualClock(AFTER))
+    assert "approved_runs" in worker.pending(AFTER)
+    run_at(app, AFTER, AFTER + timedelta(days=2), AFTER + timedelta(days=4))
+    assert statuses(app.engine) == {"accepted": run.payments - 1, "cancelled": 1}
+    with app.engine.connect() as conn:
+        (sent,) = conn.execute(select(payment_files.c.transactions).where(payment_files.c.kind == "pain.001")).all()
+        assert conn.execute(select(payment_runs.c.status).where(payment_runs.c.id == run.id)).scalar_one() == "closed"
+    assert sent.transactions == run.payments - 1
+
+
 def test_one_worker_at_a_time_has_the_office_for_a_whole_round(
     postgres_url: str, country_file: Path, births_only: Path
 ) -> None:

@@ -161,7 +161,8 @@ def due_kinds(conn: Connection, now: datetime, month: str, daily_run: str | None
     ``events``, ``cases``, ``account_requests`` (to send), ``account_answers`` (awaited),
     ``payments``, ``sms``, ``replies``, and ``payroll`` when ``month`` has no run yet. With
     ``daily_run`` (payments go in runs: the label of today's daily run), ``payments`` is due
-    only while today's run is not made, ``bank_reports`` while payments await the bank's status
+    only while today's run is not made, ``approved_runs`` while an approved run waits to be
+    sent, ``bank_reports`` while payments await the bank's status
     or settlement, and ``deliveries`` while sent files wait to be handed to the bank.
     """
     names, statement = _due_statement(daily_run is not None)
@@ -201,6 +202,7 @@ def _due_statement(runs: bool) -> tuple[tuple[str, ...], Any]:
         "payroll": exists(select(payroll_runs.c.period).where(payroll_runs.c.period == month)),
     }
     if runs:
+        checks["approved_runs"] = exists(select(payment_runs.c.id).where(payment_runs.c.status == "approved"))
         checks["bank_reports"] = exists(select(payment_runs.c.id).where(payment_runs.c.status == "sent"))
         checks["deliveries"] = exists(select(payment_files.c.id).where(
             payment_files.c.direction == "out", payment_files.c.delivered_at.is_(None)))
