@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
+from functools import cached_property
 from typing import Any
 
 import structlog
@@ -42,7 +43,7 @@ from haqq.adapters.store.schema import (
 )
 from haqq.domain.payments import PaymentStatus, RunStatus, explain_reason, parse_end_to_end_id
 from haqq.pipeline import choices
-from haqq.pipeline.runs import store_file
+from haqq.pipeline.runs import evidence, store_file
 from haqq.pipeline.work import BAKU
 from haqq.ports import BankFile
 
@@ -87,8 +88,7 @@ def _sample(ids: Sequence[str]) -> str:
     return shown + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
 
 
-def _check_new(conn: Connection, content: bytes, kind: str, message_id: str) -> None:
-    digest = hashlib.sha256(content).hexdigest()
+def _check_new(conn: Connection, digest: str, kind: str, message_id: str) -> None:
     found = conn.execute(
         select(payment_files.c.id, payment_files.c.at, payment_files.c.message_id, payment_files.c.note).where(
             (payment_files.c.sha256 == digest)
@@ -177,10 +177,12 @@ def claim_overpaid(conn: Connection, ids: Sequence[int], now: datetime) -> int:
 
 
 def _apply_status_report(
-    conn: Connection, content: bytes, validated: bool, report: StatusReport, *, bank: str, now: datetime
+    conn: Connection, content: bytes, validated: bool, report: StatusReport, *, bank: str, now: datetime,
+    packed: tuple[bytes, str] | None = None,
 ) -> ImportResult:
     what = f"status report {report.message_id}"
-    _check_new(conn, content, "pain.002", report.message_id)
+    packed = packed or evidence(content)
+    _check_new(conn, packed[1], "pain.002", report.message_id)
     sent = _sent_in(conn, report.original_message_id)
     if sent is None:
         raise UnknownPayments(
@@ -234,16 +236,18 @@ def _apply_status_report(
     cancel_unowed(conn, [r["id"] for r in rejected])
     close_runs(conn, [run_id])
     file_id = _store(conn, content, "pain.002", bank, report.message_id, run_id,
-                     report.original_message_id, len(outcomes), sum(r.amount for r in rows.values()), now)
+                     report.original_message_id, len(outcomes), sum(r.amount for r in rows.values()), now, packed)
     return ImportResult(file_id, "pain.002", report.message_id, len(accepted), len(rejected), 0,
                         unchanged, claims, validated)
 
 
 def _apply_notification(
-    conn: Connection, content: bytes, validated: bool, notice: Notification, *, bank: str, now: datetime
+    conn: Connection, content: bytes, validated: bool, notice: Notification, *, bank: str, now: datetime,
+    packed: tuple[bytes, str] | None = None,
 ) -> ImportResult:
     what = f"notification {notice.message_id}"
-    _check_new(conn, content, "camt.054", notice.message_id)
+    packed = packed or evidence(content)
+    _check_new(conn, packed[1], "camt.054", notice.message_id)
     ours = [e for e in notice.entries
             if e.credit_debit == "DBIT" and e.status == "BOOK" and e.end_to_end_id is not None]
     rows = _payments(conn, (e.end_to_end_id for e in ours if e.end_to_end_id), what)
@@ -267,7 +271,7 @@ def _apply_notification(
     claims = claim_overpaid(conn, [s["id"] for s in settle], now)
     close_runs(conn, [r.run_id for r in rows.values()])
     file_id = _store(conn, content, "camt.054", bank, notice.message_id, None, None, len(ours),
-                     sum(e.amount_minor for e in ours), now)
+                     sum(e.amount_minor for e in ours), now, packed)
     return ImportResult(file_id, "camt.054", notice.message_id, 0, 0, len(settle), unchanged, claims, validated)
 
 
@@ -316,10 +320,11 @@ def close_runs(conn: Connection, run_ids: Iterable[int | None]) -> int:
 
 def _store(
     conn: Connection, content: bytes, kind: str, bank: str, name: str, run_id: int | None,
-    original: str | None, transactions: int, total: int, now: datetime,
+    original: str | None, transactions: int, total: int, now: datetime, packed: tuple[bytes, str] | None,
 ) -> int:
     return store_file(conn, direction="in", kind=kind, bank=bank, name=name, content=content,
-                      transactions=transactions, total=total, at=now, run_id=run_id, original=original)
+                      transactions=transactions, total=total, at=now, run_id=run_id, original=original,
+                      kept=packed)
 
 
 @dataclass(frozen=True)
@@ -330,6 +335,12 @@ class Read:
     content: bytes
     validated: bool
     report: StatusReport | Notification
+
+    @cached_property
+    def kept(self) -> tuple[bytes, str]:
+        """The report as kept for evidence (compressed) and its SHA-256, computed once: before
+        the write transaction when the office asks for it there."""
+        return evidence(self.content)
 
 
 def read(content: bytes) -> Read:
@@ -348,8 +359,10 @@ def read(content: bytes) -> Read:
 def apply(conn: Connection, got: Read, *, bank: str, now: datetime) -> ImportResult:
     """Apply a report read before: all of it, or nothing (an error says why)."""
     if isinstance(got.report, StatusReport):
-        return _apply_status_report(conn, got.content, got.validated, got.report, bank=bank, now=now)
-    return _apply_notification(conn, got.content, got.validated, got.report, bank=bank, now=now)
+        return _apply_status_report(conn, got.content, got.validated, got.report, bank=bank, now=now,
+                                    packed=got.kept)
+    return _apply_notification(conn, got.content, got.validated, got.report, bank=bank, now=now,
+                               packed=got.kept)
 
 
 def import_file(conn: Connection, content: bytes, *, bank: str, now: datetime) -> ImportResult:

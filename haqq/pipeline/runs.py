@@ -117,10 +117,11 @@ class OutFile:
     @cached_property
     def kept(self) -> tuple[bytes, str]:
         """The file as kept for evidence: compressed, and its SHA-256."""
-        return _kept(self.content)
+        return evidence(self.content)
 
 
-def _kept(content: bytes) -> tuple[bytes, str]:
+def evidence(content: bytes) -> tuple[bytes, str]:
+    """A bank file as kept for evidence: compressed, and its SHA-256."""
     return gzip.compress(content, 3), hashlib.sha256(content).hexdigest()
 
 
@@ -395,7 +396,7 @@ def store_file(
 ) -> int:
     """Keep a bank file as evidence (compressed); its SHA-256 makes a second copy recognisable.
     ``kept``: the two already computed (:attr:`OutFile.kept`)."""
-    packed, digest = kept or _kept(content)
+    packed, digest = kept or evidence(content)
     return int(conn.execute(
         insert(payment_files).values(
             direction=direction, kind=kind, bank=bank, message_id=name, run_id=run_id,

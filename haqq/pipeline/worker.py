@@ -474,6 +474,9 @@ class Worker:
         # applies them.
         reports = [(f, bank_reports.read_safely(f.content)) for f in self.bank.files(as_of=now)] if (
             "bank_files" in due) else []
+        for _, got in reports:
+            if isinstance(got, bank_reports.Read):
+                got.kept  # compressed and hashed here, not in the turn  # noqa: B018
         with self.engine.begin() as conn:
             at = self.wall()
             if reports and _office_lock(conn):
