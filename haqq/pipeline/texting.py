@@ -29,7 +29,14 @@ from haqq.adapters.store import bulk
 from haqq.adapters.store.repository import chunks, insert_ignore, skip_locked
 from haqq.adapters.store.schema import inbound_sms, notifications, sms_parts, sms_receipts
 from haqq.domain.quiet import QuietHours
-from haqq.ports import GatewayUnavailable, OutgoingSms, SmsGateway, SubmitResult
+from haqq.ports import (
+    DeliveryReceipt,
+    GatewayUnavailable,
+    InboundSms,
+    OutgoingSms,
+    SmsGateway,
+    SubmitResult,
+)
 
 log = structlog.get_logger("haqq.sms")
 
@@ -170,23 +177,77 @@ def record(
     return done + len(refused) + len(later)
 
 
-def fetch(conn: Connection, gateway: SmsGateway, now: datetime, limit: int) -> list[str]:
-    """Store the replies received up to ``now`` and apply the receipts; returns the ids to
-    acknowledge to the gateway after the commit (so a crash before it means they come again)."""
-    received = gateway.inbound(as_of=now, limit=limit)
+@dataclass(frozen=True)
+class Inbox:
+    """What the gateway holds for haqq, taken before the write transaction that stores it:
+    the replies, the receipts, and the parts of the receipts found in the store then (a part
+    once sent is never removed, nor moved to another message)."""
+
+    received: Sequence[InboundSms]
+    receipts: Sequence[DeliveryReceipt]
+    parts: Mapping[str, int]
+
+
+def collect(gateway: SmsGateway, now: datetime, limit: int, conn: Connection | None = None) -> Inbox:
+    """Take what the gateway holds up to ``now`` (``conn``: a read of the store, to find the
+    receipts' parts in too; else they are found when applied)."""
     receipts = gateway.receipts(as_of=now, limit=limit)
+    received = gateway.inbound(as_of=now, limit=limit)
+    return Inbox(received, receipts, _parts(conn, {r.message_id for r in receipts}) if conn is not None else {})
+
+
+@dataclass
+class Unplaced:
+    """Receipts for parts haqq has not recorded yet, by when this process first saw each. A
+    worker records the parts of a message after the gateway took it, so the message's receipt
+    can come first (another worker takes the receipts in): such a receipt is left at the
+    gateway, not acknowledged, to come again; only one still unplaced ``grace`` seconds after
+    it was first seen is refused (a part haqq never sent)."""
+
+    grace: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    first_seen: dict[str, float] = field(default_factory=dict)
+
+    def waits(self, receipt_id: str) -> bool:
+        now = self.clock()
+        return now - self.first_seen.setdefault(receipt_id, now) < self.grace
+
+    def forget(self, receipt_ids: Sequence[str]) -> None:
+        for r in receipt_ids:
+            self.first_seen.pop(r, None)
+
+
+def fetch(
+    conn: Connection, gateway: SmsGateway, now: datetime, limit: int, inbox: Inbox | None = None,
+    unplaced: Unplaced | None = None,
+) -> list[str]:
+    """Store the replies received up to ``now`` and apply the receipts (``inbox``: taken from
+    the gateway before this transaction); returns the ids to acknowledge to the gateway after
+    the commit (so a crash before it means they come again). With ``unplaced``, a receipt whose
+    part is not recorded yet waits at the gateway (see :class:`Unplaced`); without, it is
+    refused at once."""
+    taken = inbox or collect(gateway, now, limit)
+    received = taken.received
     insert_ignore(
         conn, inbound_sms,
         [{"gateway_id": m.gateway_id, "gateway": gateway.name, "phone": m.phone, "text": m.text,
           "received_at": m.received_at, "status": "new"} for m in received],
         ["gateway_id"],
     )
+    known = dict(taken.parts)
+    known.update(_parts(conn, {r.message_id for r in taken.receipts} - known.keys()))
+    waiting = {r.receipt_id for r in taken.receipts
+               if r.message_id not in known and unplaced is not None and unplaced.waits(r.receipt_id)}
+    receipts = [r for r in taken.receipts if r.receipt_id not in waiting]
     # Receipts taken from the gateway's connection are applied at once; only those haqq cannot
     # place are kept in the inbox, refused, for a person to see.
-    unplaced = apply(conn, receipts)
-    store_receipts(conn, gateway.name, [r for r in receipts if r.message_id in unplaced], now,
+    unknown = apply(conn, receipts, known)
+    store_receipts(conn, gateway.name, [r for r in receipts if r.message_id in unknown], now,
                    state="refused", outcome=NOT_SENT)
-    return [m.gateway_id for m in received] + [r.receipt_id for r in receipts]
+    taken_ids = [r.receipt_id for r in receipts]
+    if unplaced is not None:
+        unplaced.forget(taken_ids)
+    return [m.gateway_id for m in received] + taken_ids
 
 
 NOT_SENT = "no message part with this id was sent"
@@ -230,16 +291,24 @@ def apply_receipts(conn: Connection, limit: int) -> int:
     return len(rows)
 
 
-def apply(conn: Connection, receipts: Sequence[Any]) -> set[str]:
-    """Apply receipts (in the order they came) to their parts, and settle the messages whose
-    parts all have their final word; returns the message ids haqq never sent."""
-    if not receipts:
-        return set()
-    known: dict[str, int] = {}
-    for part in chunks(sorted({r.message_id for r in receipts})):
-        known.update(conn.execute(
+def _parts(conn: Connection, message_ids: set[str]) -> dict[str, int]:
+    """The message (notification id) of each of these parts haqq sent."""
+    found: dict[str, int] = {}
+    for part in chunks(sorted(message_ids)):
+        found.update(conn.execute(
             select(sms_parts.c.message_id, sms_parts.c.notification_id).where(sms_parts.c.message_id.in_(part))
         ).all())
+    return found
+
+
+def apply(conn: Connection, receipts: Sequence[Any], parts: Mapping[str, int] | None = None) -> set[str]:
+    """Apply receipts (in the order they came) to their parts, and settle the messages whose
+    parts all have their final word; returns the message ids haqq never sent. ``parts``: the
+    parts found before (the rest are looked up here)."""
+    if not receipts:
+        return set()
+    known = dict(parts or {})
+    known.update(_parts(conn, {r.message_id for r in receipts} - known.keys()))
     # The last word on each part.
     word: dict[str, Any] = {}
     for r in receipts:

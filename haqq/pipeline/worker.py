@@ -127,6 +127,8 @@ class Worker:
     _failures: dict[str, int] = field(default_factory=dict)
     #: Exchanges with the bank and the SMS gateway not yet in the message log.
     _exchanges: list[Exchange] = field(default_factory=list)
+    #: Receipts come before their parts are recorded (another worker sent them): they wait.
+    _unplaced: texting.Unplaced = field(default_factory=texting.Unplaced)
 
     def __post_init__(self) -> None:
         self.bank = LoggedBank(self.bank, self._exchanges, self.wall)
@@ -376,10 +378,14 @@ class Worker:
         acks: list[str] = []
         size = self.batch_size * 5
         sent: list[Callable[[Connection, datetime], int]] = []
+        inbox: texting.Inbox | None = None
         self._drain()
         if self._outside_lock:
             sent = self._send_outside(now, due, size)
             due = due - {"payments", "sms", "accounts"}
+            if "inbound" in due:  # what the gateway holds, taken before the turn
+                with self.engine.connect().execution_options(read_only=True) as reading, reading.begin():
+                    inbox = texting.collect(self.sms, now, size, reading)
         with self.engine.begin() as conn:
             at = self.wall()
             for record in sent:
@@ -394,7 +400,7 @@ class Worker:
                 offered = texting.submit(self.sms, rows)
                 n += self._count("sms", self._record_sms(conn, rows, offered, now))
             if "inbound" in due and _office_lock(conn, "haqq sms inbox"):
-                acks = texting.fetch(conn, self.sms, now, size)
+                acks = texting.fetch(conn, self.sms, now, size, inbox, self._unplaced)
                 n += len(acks)
             if acks or "replies" in due:
                 n += self._count("replies", dispatch.apply_replies(

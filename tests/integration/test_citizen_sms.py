@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -215,6 +215,56 @@ def test_receipts_settle_each_message_from_its_parts(app: Haqq, country_file: Pa
     # The repeat ("failed") was ignored: the first word stands.
     assert (inbox["R-1"]["state"], inbox["R-1"]["status"]) == ("applied", settled_part_status(settled["status"]))
     assert rows(app.engine, notifications, notifications.c.id == told["id"])[0]["status"] == settled["status"]
+
+
+class Holding:
+    """A gateway holding delivery receipts until haqq acknowledges them."""
+
+    name = "holding"
+
+    def __init__(self, receipts: Sequence[DeliveryReceipt]) -> None:
+        self.held = {r.receipt_id: r for r in receipts}
+
+    def inbound(self, *, as_of: datetime, limit: int = 10_000) -> list[Any]:
+        return []
+
+    def receipts(self, *, as_of: datetime, limit: int = 10_000) -> list[DeliveryReceipt]:
+        return list(self.held.values())
+
+    def ack(self, ids: Sequence[str]) -> None:
+        for i in ids:
+            self.held.pop(i, None)
+
+
+def test_a_receipt_that_comes_before_its_part_is_recorded_waits_for_it(app: Haqq, country_file: Path) -> None:
+    # Another worker sent the message and has not recorded its parts yet: the receipt stays at
+    # the gateway (not acknowledged, not refused) and is applied once the part is there; one
+    # whose part never comes is refused after the grace.
+    told = the_grant_sms(app, grant(app, disabled_person(country_file, 1)))
+    at = told["sent_at"] + timedelta(minutes=1)
+    gateway = Holding([DeliveryReceipt("R-early", "M-early", "delivered", at),
+                       DeliveryReceipt("R-never", "M-never", "delivered", at)])
+    seconds = [0.0]
+    unplaced = texting.Unplaced(grace=30.0, clock=lambda: seconds[0])
+
+    def fetch() -> None:
+        with app.engine.begin() as conn:
+            acks = texting.fetch(conn, cast(Any, gateway), at, 100, unplaced=unplaced)
+        gateway.ack(acks)
+
+    fetch()
+    assert set(gateway.held) == {"R-early", "R-never"} and rows(app.engine, sms_receipts) == []
+    with app.engine.begin() as conn:
+        conn.execute(insert(sms_parts).values(message_id="M-early", notification_id=told["id"], seq=9,
+                                              status="sent", at=told["sent_at"]))
+    seconds[0] = 10.0
+    fetch()
+    assert set(gateway.held) == {"R-never"} and rows(app.engine, sms_receipts) == []
+    assert rows(app.engine, sms_parts, sms_parts.c.message_id == "M-early")[0]["status"] == "delivered"
+    seconds[0] = 31.0
+    fetch()
+    assert gateway.held == {}
+    assert [(r["receipt_id"], r["state"]) for r in rows(app.engine, sms_receipts)] == [("R-never", "refused")]
 
 
 def settled_part_status(message_status: str) -> str:

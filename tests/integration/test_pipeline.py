@@ -18,8 +18,10 @@ from haqq.adapters.store import db
 from haqq.adapters.store.schema import (
     case_transitions,
     cases,
+    notifications,
     payment_runs,
     payments,
+    sms_receipts,
 )
 from haqq.bootstrap import Haqq, Settings, build
 from haqq.replay import replay
@@ -88,6 +90,15 @@ def test_two_workers_share_the_load(store_url: str, country_file: Path, tmp_path
     result = replay(app, year=YEAR, workers=2, tick=timedelta(days=7), batch_size=100)
     states = check_invariants(app)
     assert states["closed"] > 50
+    # Every receipt the gateway gave was placed on a part haqq sent (on SQLite, worker 0 takes
+    # them before its turn), and every message has its final word.
+    with app.engine.connect() as conn:
+        texts = Counter(dict(conn.execute(
+            select(notifications.c.status, func.count()).where(notifications.c.parts > 0)
+            .group_by(notifications.c.status)).all()))
+        refused = conn.execute(select(func.count()).select_from(sms_receipts)
+                               .where(sms_receipts.c.state == "refused")).scalar_one()
+    assert texts["delivered"] > 50 and texts["sent"] == 0 and refused == 0, (texts, refused)
     # The write lock's turns are counted in every process: the workers' are added to the
     # parent's own, and turns being exclusive, together they were held no longer than the replay.
     if store_url.startswith("sqlite"):
