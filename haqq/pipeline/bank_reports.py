@@ -16,7 +16,6 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
-from functools import cached_property
 from typing import Any
 
 import structlog
@@ -178,11 +177,10 @@ def claim_overpaid(conn: Connection, ids: Sequence[int], now: datetime) -> int:
 
 def _apply_status_report(
     conn: Connection, content: bytes, validated: bool, report: StatusReport, *, bank: str, now: datetime,
-    packed: tuple[bytes, str] | None = None,
+    kept: tuple[bytes, str],
 ) -> ImportResult:
     what = f"status report {report.message_id}"
-    packed = packed or evidence(content)
-    _check_new(conn, packed[1], "pain.002", report.message_id)
+    _check_new(conn, kept[1], "pain.002", report.message_id)
     sent = _sent_in(conn, report.original_message_id)
     if sent is None:
         raise UnknownPayments(
@@ -236,18 +234,17 @@ def _apply_status_report(
     cancel_unowed(conn, [r["id"] for r in rejected])
     close_runs(conn, [run_id])
     file_id = _store(conn, content, "pain.002", bank, report.message_id, run_id,
-                     report.original_message_id, len(outcomes), sum(r.amount for r in rows.values()), now, packed)
+                     report.original_message_id, len(outcomes), sum(r.amount for r in rows.values()), now, kept)
     return ImportResult(file_id, "pain.002", report.message_id, len(accepted), len(rejected), 0,
                         unchanged, claims, validated)
 
 
 def _apply_notification(
     conn: Connection, content: bytes, validated: bool, notice: Notification, *, bank: str, now: datetime,
-    packed: tuple[bytes, str] | None = None,
+    kept: tuple[bytes, str],
 ) -> ImportResult:
     what = f"notification {notice.message_id}"
-    packed = packed or evidence(content)
-    _check_new(conn, packed[1], "camt.054", notice.message_id)
+    _check_new(conn, kept[1], "camt.054", notice.message_id)
     ours = [e for e in notice.entries
             if e.credit_debit == "DBIT" and e.status == "BOOK" and e.end_to_end_id is not None]
     rows = _payments(conn, (e.end_to_end_id for e in ours if e.end_to_end_id), what)
@@ -271,7 +268,7 @@ def _apply_notification(
     claims = claim_overpaid(conn, [s["id"] for s in settle], now)
     close_runs(conn, [r.run_id for r in rows.values()])
     file_id = _store(conn, content, "camt.054", bank, notice.message_id, None, None, len(ours),
-                     sum(e.amount_minor for e in ours), now, packed)
+                     sum(e.amount_minor for e in ours), now, kept)
     return ImportResult(file_id, "camt.054", notice.message_id, 0, 0, len(settle), unchanged, claims, validated)
 
 
@@ -320,11 +317,11 @@ def close_runs(conn: Connection, run_ids: Iterable[int | None]) -> int:
 
 def _store(
     conn: Connection, content: bytes, kind: str, bank: str, name: str, run_id: int | None,
-    original: str | None, transactions: int, total: int, now: datetime, packed: tuple[bytes, str] | None,
+    original: str | None, transactions: int, total: int, now: datetime, kept: tuple[bytes, str],
 ) -> int:
     return store_file(conn, direction="in", kind=kind, bank=bank, name=name, content=content,
                       transactions=transactions, total=total, at=now, run_id=run_id, original=original,
-                      kept=packed)
+                      kept=kept)
 
 
 @dataclass(frozen=True)
@@ -335,21 +332,17 @@ class Read:
     content: bytes
     validated: bool
     report: StatusReport | Notification
-
-    @cached_property
-    def kept(self) -> tuple[bytes, str]:
-        """The report as kept for evidence (compressed) and its SHA-256, computed once: before
-        the write transaction when the office asks for it there."""
-        return evidence(self.content)
+    #: As kept for evidence (see :func:`evidence`); its SHA-256 also tells a second copy.
+    kept: tuple[bytes, str]
 
 
 def read(content: bytes) -> Read:
     """Read a pain.002 or camt.054; raises :class:`MalformedBankFile` naming what is wrong."""
     message = message_of(content)
     if message == "pain.002.001.10":
-        return Read(content, validate(content, message), payment_status_report(content))
+        return Read(content, validate(content, message), payment_status_report(content), evidence(content))
     if message == "camt.054.001.08":
-        return Read(content, validate(content, message), debit_credit_notification(content))
+        return Read(content, validate(content, message), debit_credit_notification(content), evidence(content))
     raise MalformedBankFile(
         "not a bank report haqq reads: expected pain.002.001.10 or camt.054.001.08"
         + (f", got {message}" if message else "")
@@ -360,9 +353,9 @@ def apply(conn: Connection, got: Read, *, bank: str, now: datetime) -> ImportRes
     """Apply a report read before: all of it, or nothing (an error says why)."""
     if isinstance(got.report, StatusReport):
         return _apply_status_report(conn, got.content, got.validated, got.report, bank=bank, now=now,
-                                    packed=got.kept)
+                                    kept=got.kept)
     return _apply_notification(conn, got.content, got.validated, got.report, bank=bank, now=now,
-                               packed=got.kept)
+                               kept=got.kept)
 
 
 def import_file(conn: Connection, content: bytes, *, bank: str, now: datetime) -> ImportResult:

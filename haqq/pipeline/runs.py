@@ -22,7 +22,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from functools import cached_property
 from typing import Any
 
 import structlog
@@ -113,11 +112,9 @@ class OutFile:
     content: bytes
     transactions: int
     total: int
-
-    @cached_property
-    def kept(self) -> tuple[bytes, str]:
-        """The file as kept for evidence: compressed, and its SHA-256."""
-        return evidence(self.content)
+    #: As kept for evidence (see :func:`evidence`): made with the file, before any transaction
+    #: that stores it when the file is built outside one.
+    kept: tuple[bytes, str]
 
 
 def evidence(content: bytes) -> tuple[bytes, str]:
@@ -385,7 +382,8 @@ def build_files(conn: Connection, run_id: int, now: datetime, office: Office) ->
                     requested_execution=row.run_date, transfers=chunk, payment_info_id=f"{name}-P",
                 )
             )
-            files.append(OutFile(name, bank, content, len(chunk), sum(t.amount_minor for t in chunk)))
+            files.append(OutFile(name, bank, content, len(chunk), sum(t.amount_minor for t in chunk),
+                                 evidence(content)))
     return files
 
 
@@ -395,7 +393,7 @@ def store_file(
     original: str | None = None, note: str | None = None, kept: tuple[bytes, str] | None = None,
 ) -> int:
     """Keep a bank file as evidence (compressed); its SHA-256 makes a second copy recognisable.
-    ``kept``: the two already computed (:attr:`OutFile.kept`)."""
+    ``kept``: the two already made (:func:`evidence`)."""
     packed, digest = kept or evidence(content)
     return int(conn.execute(
         insert(payment_files).values(
@@ -443,6 +441,10 @@ def send(
         )
     check_run(row.label, status, RunStatus.SENT)
     queued = (payments.c.run_id == run_id, payments.c.status == PaymentStatus.QUEUED.value)
+    built = files is not None
+    if files is None:
+        files = build_files(conn, run_id, now, office)
+    carried = sum(f.transactions for f in files)
 
     def changed(held: int) -> RunChanged:
         return RunChanged(
@@ -450,10 +452,6 @@ def send(
             f"{carried}: nothing sent, the files are built again"
         )
 
-    built = files is not None
-    if files is None:
-        files = build_files(conn, run_id, now, office)
-    carried = sum(f.transactions for f in files)
     if built and (held := conn.execute(select(func.count()).where(*queued)).scalar_one()) != carried:
         raise changed(held)
     marked = conn.execute(

@@ -480,9 +480,6 @@ class Worker:
         # applies them.
         reports = [(f, bank_reports.read_safely(f.content)) for f in self.bank.files(as_of=now)] if (
             "bank_files" in due) else []
-        for _, got in reports:
-            if isinstance(got, bank_reports.Read):
-                got.kept  # compressed and hashed here, not in the turn  # noqa: B018
         with self.engine.begin() as conn:
             at = self.wall()
             if reports and _office_lock(conn):
@@ -498,16 +495,16 @@ class Worker:
         return n
 
     def _send_runs(self, by: str, office: runs.Office, now: datetime) -> int:
-        """Send the approved runs (those just made, and any a crash left approved): each run's files are built outside the write lock (the XML of thousands of
-        payments), then sent in a short turn that first checks the run still holds the very
+        """Send the approved runs (those just made, and any a crash left approved), one by one:
+        a run's files are built outside the write lock (the XML of thousands of payments, kept
+        compressed), then sent in a short turn that first checks the run still holds the very
         payments they carry (else :class:`runs.RunChanged`: the next round builds them again)."""
         with self.engine.connect().execution_options(read_only=True) as reading, reading.begin():
-            ready = [(run_id, runs.build_files(reading, run_id, now, office))
-                     for run_id in runs.approved_unsent(reading)]
+            approved = runs.approved_unsent(reading)
         n = 0
-        for run_id, files in ready:
-            for f in files:
-                f.kept  # compressed and hashed here, not in the turn  # noqa: B018
+        for run_id in approved:
+            with self.engine.connect().execution_options(read_only=True) as reading, reading.begin():
+                files = runs.build_files(reading, run_id, now, office)
             with self.engine.begin() as conn:
                 if not _office_lock(conn):
                     break
